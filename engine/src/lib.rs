@@ -9,3 +9,14 @@
 //! - [`handshake`]: the NULL-mechanism handshake (greeting + READY with Socket-Type checks).
 //! - [`endpoint`]: parsing `tcp://`, `ipc://` and `inproc://` addresses.
 //! - [`transport`]: TCP and IPC listeners and connectors producing byte streams.
+
+pub mod codec;
+pub mod endpoint;
+pub mod error;
+pub mod greeting;
+pub mod handshake;
+pub mod message;
+pub mod transport;
+
+pub use error::{Code, Error, Result};
+pub use message::Message;
