@@ -65,7 +65,11 @@ enum State {
     /// Waiting for a frame header at the front of the buffer.
     Header,
     /// The header was consumed; waiting for `len` body bytes.
-    Body { len: usize, more: bool, command: bool },
+    Body {
+        len: usize,
+        more: bool,
+        command: bool,
+    },
 }
 
 /// Incremental ZMTP frame decoder. Feed it the connection's read buffer with
@@ -133,7 +137,11 @@ impl Decoder {
                         return Ok(None);
                     }
                     // An empty frame needs no share of the buffer's refcount.
-                    let body = if len == 0 { Bytes::new() } else { buf.split_to(len).freeze() };
+                    let body = if len == 0 {
+                        Bytes::new()
+                    } else {
+                        buf.split_to(len).freeze()
+                    };
                     self.state = State::Header;
                     if command {
                         self.need = 0;
@@ -169,7 +177,9 @@ impl Decoder {
         };
         // Checked before the size is in so that garbage is refused at its first byte.
         if flags & FLAGS_RESERVED != 0 {
-            return Err(proto(format!("invalid frame flags 0x{flags:02x} (reserved bits set)")));
+            return Err(proto(format!(
+                "invalid frame flags 0x{flags:02x} (reserved bits set)"
+            )));
         }
         let long = flags & FLAG_LONG != 0;
         let (size, header_len) = if long {
@@ -206,18 +216,26 @@ impl Decoder {
                 )));
             }
         } else {
-            let overhead = if self.frames.is_empty() { 0 } else { FRAME_OVERHEAD };
+            let overhead = if self.frames.is_empty() {
+                0
+            } else {
+                FRAME_OVERHEAD
+            };
             let cost = self.cost.saturating_add(size).saturating_add(overhead);
             if let Some(limit) = self.limit {
                 if cost > limit {
-                    return Err(proto(format!("message exceeds maxMessageSize ({limit} bytes)")));
+                    return Err(proto(format!(
+                        "message exceeds maxMessageSize ({limit} bytes)"
+                    )));
                 }
             }
             self.cost = cost;
         }
         // Only reachable on 32-bit targets with an unlimited maxMessageSize.
         let len = usize::try_from(size).map_err(|_| {
-            proto(format!("frame of {size} bytes is too large for this platform"))
+            proto(format!(
+                "frame of {size} bytes is too large for this platform"
+            ))
         })?;
         buf.advance(header_len);
         self.state = State::Body { len, more, command };
@@ -261,10 +279,16 @@ fn parse_command(body: Bytes) -> Result<Command, Error> {
             };
             let ttl = u16::from_be_bytes([ttl[0], ttl[1]]);
             let end = data.len().min(2 + MAX_PING_CONTEXT);
-            Ok(Command::Ping { ttl, context: data.slice(2..end) })
+            Ok(Command::Ping {
+                ttl,
+                context: data.slice(2..end),
+            })
         }
         b"PONG" => Ok(Command::Pong { context: data }),
-        _ => Ok(Command::Unknown { name: String::from_utf8_lossy(name).into_owned(), data }),
+        _ => Ok(Command::Unknown {
+            name: String::from_utf8_lossy(name).into_owned(),
+            data,
+        }),
     }
 }
 
@@ -408,7 +432,12 @@ mod tests {
     const MIB: i64 = 1 << 20;
 
     fn msg(frames: &[&[u8]]) -> Message {
-        Message::from(frames.iter().map(|f| Bytes::copy_from_slice(f)).collect::<Vec<_>>())
+        Message::from(
+            frames
+                .iter()
+                .map(|f| Bytes::copy_from_slice(f))
+                .collect::<Vec<_>>(),
+        )
     }
 
     fn encoded(m: &Message) -> BytesMut {
@@ -444,7 +473,11 @@ mod tests {
     fn expect_proto(r: Result<Option<Decoded>, Error>, needle: &str) {
         let err = r.expect_err("expected a protocol error");
         assert_eq!(err.code, Code::Proto);
-        assert!(err.message.contains(needle), "{:?} does not contain {needle:?}", err.message);
+        assert!(
+            err.message.contains(needle),
+            "{:?} does not contain {needle:?}",
+            err.message
+        );
     }
 
     #[test]
@@ -452,7 +485,10 @@ mod tests {
         let m = msg(&[b"hello"]);
         let bytes = encoded(&m);
         assert_eq!(&bytes[..], b"\x00\x05hello");
-        assert_eq!(decode_all(&mut Decoder::new(-1), &bytes).unwrap(), vec![Decoded::Message(m)]);
+        assert_eq!(
+            decode_all(&mut Decoder::new(-1), &bytes).unwrap(),
+            vec![Decoded::Message(m)]
+        );
     }
 
     #[test]
@@ -546,7 +582,10 @@ mod tests {
         let got = decode_all(&mut Decoder::new(100), &encoded(&msg(&[&[0u8; 100]]))).unwrap();
         assert_eq!(got.len(), 1);
         let mut buf = encoded(&msg(&[&[0u8; 101]]));
-        expect_proto(Decoder::new(100).decode(&mut buf), "maxMessageSize (100 bytes)");
+        expect_proto(
+            Decoder::new(100).decode(&mut buf),
+            "maxMessageSize (100 bytes)",
+        );
     }
 
     #[test]
@@ -582,7 +621,13 @@ mod tests {
         let mut buf = BytesMut::from(&b"\x01\x01a"[..]);
         assert_eq!(dec.decode(&mut buf).unwrap(), None);
         assert!(dec.in_message());
-        encode_command(&Command::Ping { ttl: 0, context: Bytes::new() }, &mut buf);
+        encode_command(
+            &Command::Ping {
+                ttl: 0,
+                context: Bytes::new(),
+            },
+            &mut buf,
+        );
         expect_proto(dec.decode(&mut buf), "middle of a multipart message");
     }
 
@@ -612,7 +657,10 @@ mod tests {
     fn encode_ready_matches_the_libzmq_bytes() {
         let mut buf = BytesMut::new();
         encode_ready("PUSH", &mut buf);
-        assert_eq!(&buf[..], b"\x04\x1a\x05READY\x0bSocket-Type\x00\x00\x00\x04PUSH");
+        assert_eq!(
+            &buf[..],
+            b"\x04\x1a\x05READY\x0bSocket-Type\x00\x00\x00\x04PUSH"
+        );
         let got = decode_all(&mut Decoder::new(-1), &buf).unwrap();
         let want = vec![("Socket-Type".to_string(), Bytes::from_static(b"PUSH"))];
         assert_eq!(got, vec![Decoded::Command(Command::Ready(want))]);
@@ -636,9 +684,18 @@ mod tests {
 
     #[test]
     fn malformed_command_names_are_rejected() {
-        expect_proto(Decoder::new(-1).decode(&mut BytesMut::from(&b"\x04\x00"[..])), "empty command");
-        expect_proto(Decoder::new(-1).decode(&mut BytesMut::from(&b"\x04\x01\x00"[..])), "empty name");
-        expect_proto(Decoder::new(-1).decode(&mut BytesMut::from(&b"\x04\x02\x05R"[..])), "overruns");
+        expect_proto(
+            Decoder::new(-1).decode(&mut BytesMut::from(&b"\x04\x00"[..])),
+            "empty command",
+        );
+        expect_proto(
+            Decoder::new(-1).decode(&mut BytesMut::from(&b"\x04\x01\x00"[..])),
+            "empty name",
+        );
+        expect_proto(
+            Decoder::new(-1).decode(&mut BytesMut::from(&b"\x04\x02\x05R"[..])),
+            "overruns",
+        );
     }
 
     #[test]
@@ -647,15 +704,25 @@ mod tests {
         encode_command(&Command::Error("Invalid socket type".into()), &mut buf);
         assert_eq!(&buf[..], b"\x04\x1a\x05ERROR\x13Invalid socket type");
         let got = decode_all(&mut Decoder::new(-1), &buf).unwrap();
-        assert_eq!(got, vec![Decoded::Command(Command::Error("Invalid socket type".into()))]);
+        assert_eq!(
+            got,
+            vec![Decoded::Command(Command::Error(
+                "Invalid socket type".into()
+            ))]
+        );
         let mut buf = BytesMut::from(&b"\x04\x08\x05ERROR\x05a"[..]);
         expect_proto(Decoder::new(-1).decode(&mut buf), "malformed ERROR");
     }
 
     #[test]
     fn ping_and_pong_round_trip() {
-        let ping = Command::Ping { ttl: 300, context: Bytes::from_static(b"ctx") };
-        let pong = Command::Pong { context: Bytes::from_static(b"ctx") };
+        let ping = Command::Ping {
+            ttl: 300,
+            context: Bytes::from_static(b"ctx"),
+        };
+        let pong = Command::Pong {
+            context: Bytes::from_static(b"ctx"),
+        };
         let mut buf = BytesMut::new();
         encode_command(&ping, &mut buf);
         assert_eq!(&buf[..], b"\x04\x0a\x04PING\x01\x2cctx");
@@ -674,9 +741,21 @@ mod tests {
         buf.extend_from_slice(b"PING\x00\x0a");
         buf.extend_from_slice(&long);
         let got = decode_all(&mut Decoder::new(-1), &buf).unwrap();
-        assert_eq!(got, vec![Decoded::Command(Command::Ping { ttl: 10, context: long.slice(..16) })]);
+        assert_eq!(
+            got,
+            vec![Decoded::Command(Command::Ping {
+                ttl: 10,
+                context: long.slice(..16)
+            })]
+        );
         let mut out = BytesMut::new();
-        encode_command(&Command::Ping { ttl: 10, context: long.clone() }, &mut out);
+        encode_command(
+            &Command::Ping {
+                ttl: 10,
+                context: long.clone(),
+            },
+            &mut out,
+        );
         assert_eq!(out.len(), 2 + 1 + 4 + 2 + 16);
     }
 
@@ -688,11 +767,17 @@ mod tests {
 
     #[test]
     fn unknown_command_decodes_as_unknown() {
-        let cmd = Command::Unknown { name: "SUBSCRIBE".into(), data: Bytes::from_static(b"topic") };
+        let cmd = Command::Unknown {
+            name: "SUBSCRIBE".into(),
+            data: Bytes::from_static(b"topic"),
+        };
         let mut buf = BytesMut::new();
         encode_command(&cmd, &mut buf);
         assert_eq!(&buf[..], b"\x04\x0f\x09SUBSCRIBEtopic");
-        assert_eq!(decode_all(&mut Decoder::new(-1), &buf).unwrap(), vec![Decoded::Command(cmd)]);
+        assert_eq!(
+            decode_all(&mut Decoder::new(-1), &buf).unwrap(),
+            vec![Decoded::Command(cmd)]
+        );
     }
 
     fn mixed_stream() -> Vec<u8> {
@@ -700,7 +785,13 @@ mod tests {
         encode_ready("PUSH", &mut buf);
         encode_message(&msg(&[b"one"]), &mut buf);
         encode_message(&msg(&[b"", b"two", &[5u8; 1000], b""]), &mut buf);
-        encode_command(&Command::Ping { ttl: 1, context: Bytes::from_static(b"p") }, &mut buf);
+        encode_command(
+            &Command::Ping {
+                ttl: 1,
+                context: Bytes::from_static(b"p"),
+            },
+            &mut buf,
+        );
         encode_message(&msg(&[&[6u8; 256]]), &mut buf);
         encode_message(&msg(&[b""]), &mut buf);
         buf.to_vec()
@@ -711,7 +802,10 @@ mod tests {
         let stream = mixed_stream();
         let all = decode_all(&mut Decoder::new(MIB), &stream).unwrap();
         assert_eq!(all.len(), 6);
-        assert_eq!(decode_bytewise(&mut Decoder::new(MIB), &stream).unwrap(), all);
+        assert_eq!(
+            decode_bytewise(&mut Decoder::new(MIB), &stream).unwrap(),
+            all
+        );
     }
 
     #[test]

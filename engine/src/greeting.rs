@@ -115,7 +115,12 @@ pub fn parse_greeting(buf: &[u8; GREETING_LEN]) -> Result<Greeting, GreetingErro
             "unsupported security mechanism \"{name}\" (zeropipe speaks only NULL)"
         )));
     }
-    Ok(Greeting { major, minor, mechanism, as_server: buf[AS_SERVER_OFFSET] != 0 })
+    Ok(Greeting {
+        major,
+        minor,
+        mechanism,
+        as_server: buf[AS_SERVER_OFFSET] != 0,
+    })
 }
 
 /// The mechanism name for messages: NUL padding dropped, anything unprintable escaped so a
@@ -158,21 +163,34 @@ mod tests {
     #[test]
     fn minor_zero_and_higher_minors_are_accepted() {
         for minor in [0, 1, 9, 255] {
-            assert_eq!(parse_greeting(&greeting_with(3, minor, b"NULL")).unwrap().minor, minor);
+            assert_eq!(
+                parse_greeting(&greeting_with(3, minor, b"NULL"))
+                    .unwrap()
+                    .minor,
+                minor
+            );
         }
     }
 
     #[test]
     fn higher_majors_are_accepted() {
-        assert_eq!(parse_greeting(&greeting_with(4, 0, b"NULL")).unwrap().major, 4);
+        assert_eq!(
+            parse_greeting(&greeting_with(4, 0, b"NULL")).unwrap().major,
+            4
+        );
     }
 
     #[test]
     fn majors_below_three_are_rejected() {
         for major in [0, 1, 2] {
-            let err = check_signature_and_major(&greeting_with(major, 0, b"NULL")[..11]).unwrap_err();
+            let err =
+                check_signature_and_major(&greeting_with(major, 0, b"NULL")[..11]).unwrap_err();
             assert_eq!(err.code, Code::Proto);
-            assert!(err.message.contains("unsupported ZMTP version"), "{}", err.message);
+            assert!(
+                err.message.contains("unsupported ZMTP version"),
+                "{}",
+                err.message
+            );
         }
     }
 
