@@ -43,12 +43,25 @@ pub enum Command {
     Ready(Vec<(String, Bytes)>),
     /// `ERROR` with the peer's reason.
     Error(String),
-    /// `PING` (37/ZMTP): `ttl` in tenths of a second, `context` at most 16 bytes.
-    Ping { ttl: u16, context: Bytes },
-    /// `PONG` echoing a PING's context.
-    Pong { context: Bytes },
+    /// `PING` (37/ZMTP).
+    Ping {
+        /// How long the peer may stay silent before we drop it, in tenths of a second.
+        ttl: u16,
+        /// Opaque bytes to echo in the PONG; at most 16.
+        context: Bytes,
+    },
+    /// `PONG` answering a PING.
+    Pong {
+        /// The PING's context, echoed.
+        context: Bytes,
+    },
     /// Any other command: ignored after the handshake, never fatal.
-    Unknown { name: String, data: Bytes },
+    Unknown {
+        /// The command name (lossily decoded: it comes from the peer).
+        name: String,
+        /// Everything after the name.
+        data: Bytes,
+    },
 }
 
 /// One unit out of the decoder: a complete message or a command.
