@@ -87,7 +87,9 @@ pub fn parse(addr: &str) -> Result<Endpoint> {
         "" => Err(invalid(addr, "missing transport")),
         other => Err(Error::new(
             Code::ProtoNoSupport,
-            format!("Protocol \"{other}\" is not supported by zeropipe ({SUPPORTED}) in \"{addr}\""),
+            format!(
+                "Protocol \"{other}\" is not supported by zeropipe ({SUPPORTED}) in \"{addr}\""
+            ),
         )),
     }
 }
@@ -96,7 +98,10 @@ fn parse_tcp(addr: &str, rest: &str) -> Result<Endpoint> {
     // libzmq's `tcp://source;destination` form selects the local address of a connect.
     // We do not offer it, and silently treating it as a host name would mislead.
     if rest.contains(';') {
-        return Err(invalid(addr, "source address (\"iface;host:port\") is not supported"));
+        return Err(invalid(
+            addr,
+            "source address (\"iface;host:port\") is not supported",
+        ));
     }
     if let Some(bracketed) = rest.strip_prefix('[') {
         let Some((inside, after)) = bracketed.split_once(']') else {
@@ -109,16 +114,25 @@ fn parse_tcp(addr: &str, rest: &str) -> Result<Endpoint> {
             return Err(invalid(addr, "empty host"));
         }
         let Ok(ip) = inside.parse::<std::net::Ipv6Addr>() else {
-            return Err(invalid(addr, &format!("\"{inside}\" is not an IPv6 address")));
+            return Err(invalid(
+                addr,
+                &format!("\"{inside}\" is not an IPv6 address"),
+            ));
         };
         let port = parse_port(addr, port_text)?;
-        return Ok(Endpoint::Tcp { host: TcpHost::Ip(IpAddr::V6(ip)), port });
+        return Ok(Endpoint::Tcp {
+            host: TcpHost::Ip(IpAddr::V6(ip)),
+            port,
+        });
     }
     let Some((host_text, port_text)) = rest.rsplit_once(':') else {
         return Err(invalid(addr, "missing port"));
     };
     if host_text.contains(':') {
-        return Err(invalid(addr, "IPv6 addresses must be written in brackets, e.g. tcp://[::1]:5555"));
+        return Err(invalid(
+            addr,
+            "IPv6 addresses must be written in brackets, e.g. tcp://[::1]:5555",
+        ));
     }
     let host = parse_host(addr, host_text)?;
     let port = parse_port(addr, port_text)?;
@@ -139,7 +153,10 @@ fn parse_port(addr: &str, text: &str) -> Result<Option<u16>> {
     match text.parse::<u16>() {
         Ok(0) => Ok(None),
         Ok(port) => Ok(Some(port)),
-        Err(_) => Err(invalid(addr, &format!("port {text} is out of range (0-65535)"))),
+        Err(_) => Err(invalid(
+            addr,
+            &format!("port {text} is out of range (0-65535)"),
+        )),
     }
 }
 
@@ -159,10 +176,15 @@ fn parse_host(addr: &str, host: &str) -> Result<TcpHost> {
     let label_ok = |label: &str| {
         !label.is_empty()
             && label.len() <= 63
-            && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            && label
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
     };
     if name.len() > 253 || !name.split('.').all(label_ok) {
-        return Err(invalid(addr, &format!("\"{host}\" is not a valid host name")));
+        return Err(invalid(
+            addr,
+            &format!("\"{host}\" is not a valid host name"),
+        ));
     }
     Ok(TcpHost::Name(host.to_owned()))
 }
@@ -180,7 +202,10 @@ fn parse_ipc(addr: &str, rest: &str) -> Result<Endpoint> {
     if rest.len() > IPC_PATH_MAX {
         return Err(invalid(
             addr,
-            &format!("ipc path too long ({} bytes, at most {IPC_PATH_MAX})", rest.len()),
+            &format!(
+                "ipc path too long ({} bytes, at most {IPC_PATH_MAX})",
+                rest.len()
+            ),
         ));
     }
     if let Some(name) = rest.strip_prefix('@') {
@@ -196,12 +221,13 @@ fn parse_ipc(addr: &str, rest: &str) -> Result<Endpoint> {
 /// port and `ipc://*` only make sense for bind. Errors are [`Code::Inval`] naming `addr`.
 pub fn validate_for_connect(ep: &Endpoint, addr: &str) -> Result<()> {
     match ep {
-        Endpoint::Tcp { host: TcpHost::Any, .. } => {
-            Err(invalid(addr, "cannot connect to \"*\", name a host"))
-        }
-        Endpoint::Tcp { port: None, .. } => {
-            Err(invalid(addr, "cannot connect to an ephemeral port (\"*\" or 0)"))
-        }
+        Endpoint::Tcp {
+            host: TcpHost::Any, ..
+        } => Err(invalid(addr, "cannot connect to \"*\", name a host")),
+        Endpoint::Tcp { port: None, .. } => Err(invalid(
+            addr,
+            "cannot connect to an ephemeral port (\"*\" or 0)",
+        )),
         Endpoint::Ipc(IpcAddr::Wildcard) => Err(invalid(addr, "cannot connect to \"ipc://*\"")),
         _ => Ok(()),
     }
@@ -258,23 +284,50 @@ mod tests {
 
     #[test]
     fn valid_tcp_addresses_parse() {
-        assert_eq!(ok("tcp://127.0.0.1:5555"), tcp(TcpHost::Ip(Ipv4Addr::LOCALHOST.into()), Some(5555)));
-        assert_eq!(ok("tcp://[::1]:5555"), tcp(TcpHost::Ip(Ipv6Addr::LOCALHOST.into()), Some(5555)));
-        assert_eq!(ok("tcp://[::]:*"), tcp(TcpHost::Ip(Ipv6Addr::UNSPECIFIED.into()), None));
-        assert_eq!(ok("tcp://localhost:1"), tcp(TcpHost::Name("localhost".into()), Some(1)));
-        assert_eq!(ok("tcp://my-host.example.com.:80"), tcp(TcpHost::Name("my-host.example.com.".into()), Some(80)));
+        assert_eq!(
+            ok("tcp://127.0.0.1:5555"),
+            tcp(TcpHost::Ip(Ipv4Addr::LOCALHOST.into()), Some(5555))
+        );
+        assert_eq!(
+            ok("tcp://[::1]:5555"),
+            tcp(TcpHost::Ip(Ipv6Addr::LOCALHOST.into()), Some(5555))
+        );
+        assert_eq!(
+            ok("tcp://[::]:*"),
+            tcp(TcpHost::Ip(Ipv6Addr::UNSPECIFIED.into()), None)
+        );
+        assert_eq!(
+            ok("tcp://localhost:1"),
+            tcp(TcpHost::Name("localhost".into()), Some(1))
+        );
+        assert_eq!(
+            ok("tcp://my-host.example.com.:80"),
+            tcp(TcpHost::Name("my-host.example.com.".into()), Some(80))
+        );
         assert_eq!(ok("tcp://*:65535"), tcp(TcpHost::Any, Some(65535)));
         assert_eq!(ok("tcp://*:*"), tcp(TcpHost::Any, None));
         assert_eq!(ok("tcp://*:0"), tcp(TcpHost::Any, None));
-        assert_eq!(ok("tcp://127.0.0.1:*"), tcp(TcpHost::Ip(Ipv4Addr::LOCALHOST.into()), None));
+        assert_eq!(
+            ok("tcp://127.0.0.1:*"),
+            tcp(TcpHost::Ip(Ipv4Addr::LOCALHOST.into()), None)
+        );
     }
 
     #[test]
     fn valid_ipc_and_inproc_addresses_parse() {
-        assert_eq!(ok("ipc:///tmp/a.sock"), Endpoint::Ipc(IpcAddr::Path("/tmp/a.sock".into())));
-        assert_eq!(ok("ipc://rel/a.sock"), Endpoint::Ipc(IpcAddr::Path("rel/a.sock".into())));
+        assert_eq!(
+            ok("ipc:///tmp/a.sock"),
+            Endpoint::Ipc(IpcAddr::Path("/tmp/a.sock".into()))
+        );
+        assert_eq!(
+            ok("ipc://rel/a.sock"),
+            Endpoint::Ipc(IpcAddr::Path("rel/a.sock".into()))
+        );
         assert_eq!(ok("ipc://*"), Endpoint::Ipc(IpcAddr::Wildcard));
-        assert_eq!(ok("ipc://@name"), Endpoint::Ipc(IpcAddr::Abstract("name".into())));
+        assert_eq!(
+            ok("ipc://@name"),
+            Endpoint::Ipc(IpcAddr::Abstract("name".into()))
+        );
         assert_eq!(ok("inproc://a/b:c"), Endpoint::Inproc("a/b:c".into()));
     }
 
@@ -308,7 +361,10 @@ mod tests {
         for (addr, why) in cases {
             let err = code_of(addr);
             assert_eq!(err.code, Code::Inval, "{addr}: {err}");
-            assert!(err.message.contains(&format!("\"{addr}\"")), "{addr}: {err}");
+            assert!(
+                err.message.contains(&format!("\"{addr}\"")),
+                "{addr}: {err}"
+            );
             assert!(err.message.contains(why), "{addr}: {err} (wanted {why})");
         }
     }
@@ -327,7 +383,9 @@ mod tests {
 
     #[test]
     fn unknown_transports_are_eprotonosupport() {
-        for scheme in ["udp", "pgm", "epgm", "ws", "wss", "vmci", "norm", "tipc", "foo", "TCP"] {
+        for scheme in [
+            "udp", "pgm", "epgm", "ws", "wss", "vmci", "norm", "tipc", "foo", "TCP",
+        ] {
             let addr = format!("{scheme}://127.0.0.1:5555");
             let err = code_of(&addr);
             assert_eq!(err.code, Code::ProtoNoSupport, "{addr}");
@@ -340,12 +398,24 @@ mod tests {
 
     #[test]
     fn connect_rejects_wildcards_and_ephemeral_ports() {
-        for addr in ["tcp://*:5555", "tcp://127.0.0.1:*", "tcp://localhost:0", "ipc://*"] {
+        for addr in [
+            "tcp://*:5555",
+            "tcp://127.0.0.1:*",
+            "tcp://localhost:0",
+            "ipc://*",
+        ] {
             let err = validate_for_connect(&ok(addr), addr).expect_err(addr);
             assert_eq!(err.code, Code::Inval, "{addr}");
             assert!(err.message.contains(addr), "{err}");
         }
-        for addr in ["tcp://127.0.0.1:5555", "tcp://[::1]:1", "tcp://localhost:2", "ipc:///x", "ipc://@x", "inproc://x"] {
+        for addr in [
+            "tcp://127.0.0.1:5555",
+            "tcp://[::1]:1",
+            "tcp://localhost:2",
+            "ipc:///x",
+            "ipc://@x",
+            "inproc://x",
+        ] {
             assert!(validate_for_connect(&ok(addr), addr).is_ok(), "{addr}");
         }
     }
