@@ -1,1 +1,346 @@
+//! The N-API binding of zeropipe: a thin layer over `zeropipe-engine`.
+//!
+//! It converts JS values to engine types in one place ([`frame_from_js`]), engine errors to
+//! JS errors in one place ([`js_error`]), and otherwise forwards calls. The public API users
+//! see (`Push`, `Pull`, `push()`, `pull()`) is the small JS layer in `index.js` on top of
+//! [`NativeSocket`]; this file's generated typings (`binding.d.ts`) are internal.
+//!
+//! Hot paths are synchronous: `trySend` queues while there is room and `tryReceive` takes
+//! a batch of messages. Waiting uses one long-lived threadsafe callback per socket (the
+//! waker), armed by JS only when it has to wait, instead of a promise per message.
 
+#![deny(clippy::unwrap_used)]
+
+use std::sync::{Arc, LazyLock};
+
+use napi::bindgen_prelude::*;
+use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
+use napi_derive::napi;
+use tokio::runtime::Runtime;
+use zeropipe_engine as engine;
+
+/// The engine's runtime, shared by every socket of the process (and every worker thread):
+/// two workers match the 2-core machines we target, leaving Node's own thread to JS.
+static RUNTIME: LazyLock<std::result::Result<Runtime, String>> = LazyLock::new(|| {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("zeropipe-io")
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())
+});
+
+fn runtime() -> Result<&'static Runtime> {
+    RUNTIME
+        .as_ref()
+        .map_err(|e| Error::new(Status::GenericFailure, format!("EIO: cannot start the I/O runtime: {e}")))
+}
+
+/// The one conversion of engine errors: the JS layer reads the `CODE: ` prefix back into
+/// `err.code` (see `nativeError` in index.js).
+fn js_error(e: engine::Error) -> Error {
+    Error::new(Status::GenericFailure, format!("{}: {}", e.code.as_str(), e.message))
+}
+
+/// The one conversion of JS frames: the JS layer has already normalised every
+/// `MessageLike` to a string or a `Uint8Array` view.
+fn frame_from_js(frame: Either<String, Uint8Array>) -> bytes::Bytes {
+    match frame {
+        Either::A(s) => bytes::Bytes::from(s.into_bytes()),
+        Either::B(b) => bytes::Bytes::copy_from_slice(&b),
+    }
+}
+
+type WakerFn = ThreadsafeFunction<u32, (), u32, Status, false>;
+
+/// Whether the waker keeps Node's event loop alive. napi-rs only offers this on `&mut`, but
+/// the waker is shared with the engine's threads, so the N-API calls are made directly
+/// (both are documented as callable from the JS thread at any time).
+fn set_tsfn_ref(env: &Env, tsfn: &WakerFn, referenced: bool) -> Result<()> {
+    let status = unsafe {
+        if referenced {
+            napi::sys::napi_ref_threadsafe_function(env.raw(), tsfn.raw())
+        } else {
+            napi::sys::napi_unref_threadsafe_function(env.raw(), tsfn.raw())
+        }
+    };
+    if status == napi::sys::Status::napi_ok {
+        Ok(())
+    } else {
+        Err(Error::new(Status::GenericFailure, "EIO: cannot change the waker's reference".to_string()))
+    }
+}
+
+/// Socket options as passed from JS; every field is required here because the JS layer
+/// fills in defaults and validates types (so users get `TypeError`/`RangeError`).
+#[napi(object)]
+pub struct NativeOptions {
+    /// ZMQ_SNDHWM.
+    pub send_high_water_mark: u32,
+    /// ZMQ_RCVHWM.
+    pub receive_high_water_mark: u32,
+    /// ZMQ_LINGER, ms.
+    pub linger: i32,
+    /// ZMQ_SNDTIMEO, ms.
+    pub send_timeout: i32,
+    /// ZMQ_RCVTIMEO, ms.
+    pub receive_timeout: i32,
+    /// ZMQ_IMMEDIATE.
+    pub immediate: bool,
+    /// ZMQ_RECONNECT_IVL, ms.
+    pub reconnect_interval: i32,
+    /// ZMQ_RECONNECT_IVL_MAX, ms.
+    pub reconnect_max_interval: i32,
+    /// ZMQ_MAXMSGSIZE, bytes (-1 = unlimited).
+    pub max_message_size: i64,
+    /// ZMQ_HANDSHAKE_IVL, ms.
+    pub handshake_interval: i32,
+    /// ZMQ_HEARTBEAT_IVL, ms.
+    pub heartbeat_interval: i32,
+    /// ZMQ_HEARTBEAT_TIMEOUT, ms.
+    pub heartbeat_timeout: i32,
+    /// ZMQ_HEARTBEAT_TTL, ms.
+    pub heartbeat_time_to_live: i32,
+    /// ZMQ_CONNECT_TIMEOUT, ms.
+    pub connect_timeout: i32,
+}
+
+impl From<NativeOptions> for engine::SocketOptions {
+    fn from(o: NativeOptions) -> Self {
+        engine::SocketOptions {
+            send_high_water_mark: o.send_high_water_mark,
+            receive_high_water_mark: o.receive_high_water_mark,
+            linger: o.linger,
+            send_timeout: o.send_timeout,
+            receive_timeout: o.receive_timeout,
+            immediate: o.immediate,
+            reconnect_interval: o.reconnect_interval,
+            reconnect_max_interval: o.reconnect_max_interval,
+            max_message_size: o.max_message_size,
+            handshake_interval: o.handshake_interval,
+            heartbeat_interval: o.heartbeat_interval,
+            heartbeat_timeout: o.heartbeat_timeout,
+            heartbeat_time_to_live: o.heartbeat_time_to_live,
+            connect_timeout: o.connect_timeout,
+        }
+    }
+}
+
+/// A monitor event, as zeromq.js reports it.
+#[napi(object)]
+pub struct NativeEvent {
+    /// The zeromq.js event type (`bind`, `accept`, `connect:retry`, …).
+    pub r#type: String,
+    /// The endpoint concerned.
+    pub address: String,
+    /// For `connect:retry`: the delay before the next attempt, ms.
+    pub interval: Option<u32>,
+    /// For error events: the error code (`EADDRINUSE`, `EPROTO`, …).
+    pub error_code: Option<String>,
+    /// For error events: the message.
+    pub error_message: Option<String>,
+}
+
+/// One PUSH or PULL socket owned by Rust. Internal: use `Push`/`Pull` from the package.
+#[napi]
+pub struct NativeSocket {
+    socket: Arc<engine::Socket>,
+    waker: Arc<WakerFn>,
+}
+
+#[napi]
+impl NativeSocket {
+    /// Creates a socket of `kind` ("push" or "pull"). `waker(bits)` is called on the JS
+    /// thread when a readiness bit armed with `arm()` becomes true.
+    #[napi(constructor)]
+    pub fn new(env: Env, kind: String, options: NativeOptions, waker: WakerFn) -> Result<Self> {
+        let kind = match kind.as_str() {
+            "push" => engine::SocketType::Push,
+            "pull" => engine::SocketType::Pull,
+            other => return Err(Error::new(Status::InvalidArg, format!("EINVAL: unknown socket type {other}"))),
+        };
+        let rt = runtime()?;
+        let socket = Arc::new(engine::Socket::new(kind, options.into(), rt.handle().clone()).map_err(js_error)?);
+        let waker = Arc::new(waker);
+        set_tsfn_ref(&env, &waker, false)?;
+        let tsfn = waker.clone();
+        socket.set_waker(Some(Arc::new(move |bits| {
+            tsfn.call(bits, ThreadsafeFunctionCallMode::NonBlocking);
+        })));
+        // A worker thread that ends must not leave its sockets' connections behind.
+        let weak = Arc::downgrade(&socket);
+        env.add_env_cleanup_hook(weak, |w| {
+            if let Some(s) = w.upgrade() {
+                s.set_waker(None);
+                s.close_now();
+            }
+        })?;
+        Ok(NativeSocket { socket, waker })
+    }
+
+    /// Replaces the socket options (applied to connections made from now on).
+    #[napi]
+    pub fn set_options(&self, options: NativeOptions) -> Result<()> {
+        self.socket.set_options(options.into()).map_err(js_error)
+    }
+
+    /// Binds; resolves to the resolved endpoint.
+    #[napi(ts_return_type = "Promise<string>")]
+    pub fn bind<'env>(&self, env: &'env Env, address: String) -> Result<Object<'env>> {
+        let (deferred, promise) = env.create_deferred::<String, _>()?;
+        let socket = self.socket.clone();
+        runtime()?.spawn(async move {
+            match socket.bind(&address).await {
+                Ok(resolved) => deferred.resolve(move |_| Ok(resolved)),
+                Err(e) => deferred.reject(js_error(e)),
+            }
+        });
+        Ok(promise)
+    }
+
+    /// Stops listening on an address.
+    #[napi(ts_return_type = "Promise<void>")]
+    pub fn unbind<'env>(&self, env: &'env Env, address: String) -> Result<Object<'env>> {
+        let (deferred, promise) = env.create_deferred::<(), _>()?;
+        let socket = self.socket.clone();
+        runtime()?.spawn(async move {
+            match socket.unbind(&address).await {
+                Ok(()) => deferred.resolve(|_| Ok(())),
+                Err(e) => deferred.reject(js_error(e)),
+            }
+        });
+        Ok(promise)
+    }
+
+    /// Connects (in the background, with reconnects).
+    #[napi]
+    pub fn connect(&self, address: String) -> Result<()> {
+        let _guard = runtime()?.enter();
+        self.socket.connect(&address).map_err(js_error)
+    }
+
+    /// Stops connecting to an address.
+    #[napi]
+    pub fn disconnect(&self, address: String) -> Result<()> {
+        self.socket.disconnect(&address).map_err(js_error)
+    }
+
+    /// Queues a message if a peer has room; returns false (and queues nothing) otherwise.
+    #[napi]
+    pub fn try_send(&self, frames: Vec<Either<String, Uint8Array>>) -> Result<bool> {
+        let msg = engine::Message::from(frames.into_iter().map(frame_from_js).collect::<Vec<_>>());
+        match self.socket.try_send(msg) {
+            Ok(()) => Ok(true),
+            Err(engine::TrySendError::Full(_)) => Ok(false),
+            Err(engine::TrySendError::Closed(_)) => Err(js_error(engine::Error::closed())),
+            Err(engine::TrySendError::Invalid(e)) => Err(js_error(e)),
+        }
+    }
+
+    /// Queues a one-frame message if a peer has room (the common case, without an array).
+    #[napi]
+    pub fn try_send_one(&self, frame: Either<String, Uint8Array>) -> Result<bool> {
+        let mut msg = engine::Message::with_capacity(1);
+        msg.push(frame_from_js(frame));
+        match self.socket.try_send(msg) {
+            Ok(()) => Ok(true),
+            Err(engine::TrySendError::Full(_)) => Ok(false),
+            Err(engine::TrySendError::Closed(_)) => Err(js_error(engine::Error::closed())),
+            Err(engine::TrySendError::Invalid(e)) => Err(js_error(e)),
+        }
+    }
+
+    /// Takes up to `max` received messages (each an array of Buffers); empty when none.
+    #[napi(ts_return_type = "Buffer[][]")]
+    pub fn try_receive<'env>(&self, env: &'env Env, max: u32) -> Result<Array<'env>> {
+        let mut msgs = Vec::new();
+        self.socket.try_recv_batch(&mut msgs, max.max(1) as usize).map_err(js_error)?;
+        let mut out = env.create_array(msgs.len() as u32)?;
+        for (i, m) in msgs.into_iter().enumerate() {
+            let frames = m.frames();
+            let mut arr = env.create_array(frames.len() as u32)?;
+            for (j, f) in frames.iter().enumerate() {
+                arr.set(j as u32, BufferSlice::copy_from(env, f)?)?;
+            }
+            out.set(i as u32, arr)?;
+        }
+        Ok(out)
+    }
+
+    /// Asks for one waker call when any of `bits` (1 readable, 2 writable, 4 events)
+    /// becomes true; returns the bits already true (8 = closed).
+    #[napi]
+    pub fn arm(&self, bits: u32) -> u32 {
+        self.socket.arm(bits)
+    }
+
+    /// Whether the waker keeps the process alive (while JS waits on this socket).
+    #[napi]
+    pub fn set_ref(&self, env: Env, referenced: bool) -> Result<()> {
+        set_tsfn_ref(&env, &self.waker, referenced)
+    }
+
+    /// A message can be received now.
+    #[napi(getter)]
+    pub fn readable(&self) -> bool {
+        self.socket.readable()
+    }
+
+    /// A message can be sent now without waiting.
+    #[napi(getter)]
+    pub fn writable(&self) -> bool {
+        self.socket.writable()
+    }
+
+    /// The socket is closed.
+    #[napi(getter)]
+    pub fn closed(&self) -> bool {
+        self.socket.is_closed()
+    }
+
+    /// ZMQ_LAST_ENDPOINT.
+    #[napi(getter)]
+    pub fn last_endpoint(&self) -> Option<String> {
+        self.socket.last_endpoint()
+    }
+
+    /// Starts queueing monitor events.
+    #[napi]
+    pub fn enable_events(&self) {
+        self.socket.enable_events();
+    }
+
+    /// Takes queued monitor events.
+    #[napi]
+    pub fn take_events(&self, max: u32) -> Vec<NativeEvent> {
+        self.socket
+            .take_events(max as usize)
+            .into_iter()
+            .map(|e| NativeEvent {
+                r#type: e.kind.name().to_string(),
+                address: e.address,
+                interval: e.interval.map(|i| i.min(u32::MAX as u64) as u32),
+                error_code: e.error.as_ref().map(|x| x.code.as_str().to_string()),
+                error_message: e.error.map(|x| x.message),
+            })
+            .collect()
+    }
+
+    /// Closes; resolves once queued messages are flushed (PUSH, within linger).
+    #[napi(ts_return_type = "Promise<void>")]
+    pub fn close<'env>(&self, env: &'env Env) -> Result<Object<'env>> {
+        let (deferred, promise) = env.create_deferred::<(), _>()?;
+        let socket = self.socket.clone();
+        runtime()?.spawn(async move {
+            socket.close().await;
+            deferred.resolve(|_| Ok(()));
+        });
+        Ok(promise)
+    }
+
+    /// Closes at once, dropping anything queued.
+    #[napi]
+    pub fn close_now(&self) {
+        self.socket.close_now();
+    }
+}

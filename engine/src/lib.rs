@@ -9,14 +9,33 @@
 //! - [`handshake`]: the NULL-mechanism handshake (greeting + READY with Socket-Type checks).
 //! - [`endpoint`]: parsing `tcp://`, `ipc://` and `inproc://` addresses.
 //! - [`transport`]: TCP and IPC listeners and connectors producing byte streams.
+//! - [`pipe`]: the bounded queue of messages between a socket and one peer (the HWM).
+//! - [`connection`]: one tcp/ipc peer: handshake, reader, writer, heartbeats, reconnects.
+//! - [`inproc`]: same-process peers sharing one pipe, no copies, no syscalls.
+//! - [`socket`]: PUSH round-robin and PULL fair-queuing over pipes; bind/connect; close
+//!   with linger.
+//! - [`options`]: the socket options, libzmq names, zeropipe defaults.
+//! - [`events`]: monitor events, with zeromq.js's names.
+//! - [`shutdown`]: how tasks learn that their socket or endpoint is gone.
 
 pub mod codec;
+mod connection;
 pub mod endpoint;
 pub mod error;
+pub mod events;
 pub mod greeting;
 pub mod handshake;
+mod inproc;
 pub mod message;
+pub mod options;
+pub mod pipe;
+pub mod shutdown;
+pub mod socket;
 pub mod transport;
 
 pub use error::{Code, Error, Result};
+pub use events::{Event, EventKind};
+pub use handshake::SocketType;
 pub use message::Message;
+pub use options::SocketOptions;
+pub use socket::{Socket, TrySendError};

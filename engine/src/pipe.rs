@@ -1,0 +1,319 @@
+//! A pipe: the bounded queue of whole messages between a socket and one peer.
+//!
+//! For tcp/ipc one end is the socket and the other a connection task; for inproc both ends
+//! are sockets, so a message moves from a PUSH to a PULL without any copy or syscall. A pipe
+//! only signals on *transitions* (empty → non-empty wakes the reader side, full → not full
+//! wakes the writer side), which keeps the per-message cost to one uncontended lock.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use tokio::sync::Notify;
+
+use crate::message::Message;
+
+/// Something to tell that a pipe changed state. Implemented by sockets (which wake their
+/// waiting callers) and by `Notify` (which wakes the connection task owning the other end).
+pub trait Wake: Send + Sync {
+    fn wake(&self);
+}
+
+impl Wake for Notify {
+    fn wake(&self) {
+        // A stored permit matters: the connection task may be busy writing when we signal.
+        self.notify_one();
+    }
+}
+
+/// Why a push was refused; the message is handed back so nothing is lost.
+#[derive(Debug)]
+pub enum PushError {
+    /// The pipe is at its high-water mark.
+    Full(Message),
+    /// The reading end is gone.
+    Closed(Message),
+}
+
+struct State {
+    queue: VecDeque<Message>,
+    /// Messages taken by the writer but not yet known to be on the wire; `close()` with
+    /// linger waits for these too.
+    in_flight: usize,
+    reader_closed: bool,
+    writer_closed: bool,
+}
+
+pub struct Pipe {
+    state: Mutex<State>,
+    /// 0 = unlimited, as libzmq's HWM 0.
+    hwm: usize,
+    /// Woken when the queue becomes non-empty, or the writer end closes.
+    on_readable: Arc<dyn Wake>,
+    /// Woken when the queue drops below the high-water mark, or the reader end closes.
+    on_writable: Arc<dyn Wake>,
+    /// Set once the pipe was taken out of its socket, so it is removed only once.
+    detached: AtomicBool,
+    /// An inproc pipe *is* the peer's receive queue: a queued message is delivered.
+    inproc: bool,
+}
+
+impl Pipe {
+    pub fn new(hwm: usize, on_readable: Arc<dyn Wake>, on_writable: Arc<dyn Wake>) -> Arc<Pipe> {
+        Self::build(hwm, on_readable, on_writable, false)
+    }
+
+    /// A pipe whose both ends are sockets in this process.
+    pub fn new_inproc(hwm: usize, on_readable: Arc<dyn Wake>, on_writable: Arc<dyn Wake>) -> Arc<Pipe> {
+        Self::build(hwm, on_readable, on_writable, true)
+    }
+
+    fn build(hwm: usize, on_readable: Arc<dyn Wake>, on_writable: Arc<dyn Wake>, inproc: bool) -> Arc<Pipe> {
+        Arc::new(Pipe {
+            state: Mutex::new(State {
+                queue: VecDeque::new(),
+                in_flight: 0,
+                reader_closed: false,
+                writer_closed: false,
+            }),
+            hwm,
+            on_readable,
+            on_writable,
+            detached: AtomicBool::new(false),
+            inproc,
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic while holding this lock cannot leave the queue inconsistent (every
+        // critical section is a single VecDeque operation), so poisoning is ignored.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn full(&self, st: &State) -> bool {
+        self.hwm != 0 && st.queue.len() >= self.hwm
+    }
+
+    pub fn try_push(&self, msg: Message) -> Result<(), PushError> {
+        let was_empty;
+        {
+            let mut st = self.lock();
+            if st.reader_closed {
+                return Err(PushError::Closed(msg));
+            }
+            if self.full(&st) {
+                return Err(PushError::Full(msg));
+            }
+            was_empty = st.queue.is_empty();
+            st.queue.push_back(msg);
+        }
+        if was_empty {
+            self.on_readable.wake();
+        }
+        Ok(())
+    }
+
+    /// Pushes past the high-water mark: only for messages the socket already accepted and
+    /// must not lose (redistribution from a departed peer).
+    pub fn force_push(&self, msgs: impl IntoIterator<Item = Message>) {
+        let was_empty;
+        {
+            let mut st = self.lock();
+            was_empty = st.queue.is_empty();
+            st.queue.extend(msgs);
+            if st.queue.is_empty() {
+                return;
+            }
+        }
+        if was_empty {
+            self.on_readable.wake();
+        }
+    }
+
+    pub fn try_pop(&self) -> Option<Message> {
+        let (msg, was_full) = {
+            let mut st = self.lock();
+            let was_full = self.full(&st);
+            (st.queue.pop_front()?, was_full)
+        };
+        if was_full {
+            self.on_writable.wake();
+        }
+        Some(msg)
+    }
+
+    /// Takes up to `max` messages for a connection writer and counts them in flight until
+    /// [`Pipe::written`] is called.
+    pub fn pop_batch(&self, out: &mut Vec<Message>, max: usize) -> usize {
+        let (n, was_full, still_full) = {
+            let mut st = self.lock();
+            let was_full = self.full(&st);
+            let n = max.min(st.queue.len());
+            out.extend(st.queue.drain(..n));
+            st.in_flight += n;
+            (n, was_full, self.full(&st))
+        };
+        if was_full && !still_full {
+            self.on_writable.wake();
+        }
+        n
+    }
+
+    /// The writer flushed everything it popped.
+    pub fn written(&self) {
+        let wake = {
+            let mut st = self.lock();
+            let had = st.in_flight != 0;
+            st.in_flight = 0;
+            had && st.queue.is_empty()
+        };
+        if wake {
+            // Lingering closers wait on the writable side for "all flushed".
+            self.on_writable.wake();
+        }
+    }
+
+    /// Everything taken was lost with the connection (it never reached the peer's kernel
+    /// buffer as far as we know): forget it so linger does not wait for it.
+    pub fn abandon_in_flight(&self) {
+        self.lock().in_flight = 0;
+    }
+
+    pub fn has_room(&self) -> bool {
+        let st = self.lock();
+        !st.reader_closed && !self.full(&st)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.lock().queue.is_empty()
+    }
+
+    pub fn len(&self) -> usize {
+        self.lock().queue.len()
+    }
+
+    /// Nothing queued and nothing in flight (an inproc pipe is always delivered).
+    pub fn is_flushed(&self) -> bool {
+        if self.inproc {
+            return true;
+        }
+        let st = self.lock();
+        st.queue.is_empty() && st.in_flight == 0
+    }
+
+    /// The writer end finished: nothing more will arrive. Queued messages stay readable.
+    pub fn close_writer(&self) {
+        self.lock().writer_closed = true;
+        self.on_readable.wake();
+    }
+
+    /// The reader end is gone: later pushes fail, and the writer side is told.
+    pub fn close_reader(&self) {
+        self.lock().reader_closed = true;
+        self.on_writable.wake();
+    }
+
+    pub fn is_writer_closed(&self) -> bool {
+        self.lock().writer_closed
+    }
+
+    pub fn is_reader_closed(&self) -> bool {
+        self.lock().reader_closed
+    }
+
+    /// A pipe whose writer is gone and whose queue is drained will never yield again.
+    pub fn is_finished(&self) -> bool {
+        let st = self.lock();
+        st.writer_closed && st.queue.is_empty()
+    }
+
+    /// Empties the queue, returning what was never taken by the writer.
+    pub fn take_all(&self) -> VecDeque<Message> {
+        let (msgs, was_full) = {
+            let mut st = self.lock();
+            let was_full = self.full(&st);
+            (std::mem::take(&mut st.queue), was_full)
+        };
+        if was_full {
+            self.on_writable.wake();
+        }
+        msgs
+    }
+
+    /// Marks the pipe detached; returns true only for the first caller.
+    pub fn mark_detached(&self) -> bool {
+        !self.detached.swap(true, Ordering::AcqRel)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicUsize;
+
+    #[derive(Default)]
+    struct Count(AtomicUsize);
+    impl Wake for Count {
+        fn wake(&self) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    fn msg(s: &'static str) -> Message {
+        Message::from([s.as_bytes()])
+    }
+
+    #[test]
+    fn refuses_past_the_high_water_mark_and_hands_the_message_back() {
+        let p = Pipe::new(2, Arc::new(Count::default()), Arc::new(Count::default()));
+        p.try_push(msg("a")).unwrap();
+        p.try_push(msg("b")).unwrap();
+        match p.try_push(msg("c")) {
+            Err(PushError::Full(m)) => assert_eq!(m, msg("c")),
+            other => panic!("expected Full, got {other:?}"),
+        }
+        assert_eq!(p.try_pop(), Some(msg("a")));
+        p.try_push(msg("c")).unwrap();
+        assert_eq!(p.len(), 2);
+    }
+
+    #[test]
+    fn signals_only_on_transitions() {
+        let r = Arc::new(Count::default());
+        let w = Arc::new(Count::default());
+        let p = Pipe::new(2, r.clone(), w.clone());
+        p.try_push(msg("a")).unwrap();
+        p.try_push(msg("b")).unwrap();
+        assert_eq!(r.0.load(Ordering::SeqCst), 1, "only empty -> non-empty wakes the reader");
+        p.try_pop();
+        p.try_pop();
+        assert_eq!(w.0.load(Ordering::SeqCst), 1, "only full -> not full wakes the writer");
+    }
+
+    #[test]
+    fn zero_high_water_mark_means_unlimited() {
+        let p = Pipe::new(0, Arc::new(Count::default()), Arc::new(Count::default()));
+        for _ in 0..10_000 {
+            p.try_push(msg("x")).unwrap();
+        }
+        assert_eq!(p.len(), 10_000);
+    }
+
+    #[test]
+    fn a_closed_reader_refuses_pushes_without_losing_the_message() {
+        let p = Pipe::new(10, Arc::new(Count::default()), Arc::new(Count::default()));
+        p.close_reader();
+        assert!(matches!(p.try_push(msg("a")), Err(PushError::Closed(_))));
+    }
+
+    #[test]
+    fn in_flight_messages_keep_the_pipe_unflushed_until_written() {
+        let p = Pipe::new(10, Arc::new(Count::default()), Arc::new(Count::default()));
+        p.try_push(msg("a")).unwrap();
+        let mut out = Vec::new();
+        assert_eq!(p.pop_batch(&mut out, 8), 1);
+        assert!(!p.is_flushed());
+        p.written();
+        assert!(p.is_flushed());
+    }
+}

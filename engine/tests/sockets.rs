@@ -1,0 +1,342 @@
+//! End-to-end behaviour of PUSH/PULL sockets over tcp, ipc and inproc, and against
+//! hostile peers speaking raw bytes.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::time::timeout;
+use zeropipe_engine::{Code, Message, Socket, SocketOptions, SocketType};
+
+static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
+fn unique(proto: &str) -> String {
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    match proto {
+        "tcp" => "tcp://127.0.0.1:*".to_string(),
+        "ipc" => format!("ipc:///tmp/zeropipe-engine-test-{}-{n}.sock", std::process::id()),
+        _ => format!("inproc://engine-test-{n}"),
+    }
+}
+
+fn sock(kind: SocketType) -> Socket {
+    Socket::new(kind, SocketOptions::default(), tokio::runtime::Handle::current()).unwrap()
+}
+
+fn sock_with(kind: SocketType, f: impl FnOnce(&mut SocketOptions)) -> Socket {
+    let mut o = SocketOptions::default();
+    f(&mut o);
+    Socket::new(kind, o, tokio::runtime::Handle::current()).unwrap()
+}
+
+fn msg(parts: &[&[u8]]) -> Message {
+    Message::from(parts.iter().map(|p| Bytes::copy_from_slice(p)).collect::<Vec<_>>())
+}
+
+async fn recv(s: &Socket) -> Message {
+    timeout(Duration::from_secs(5), s.recv()).await.expect("receive timed out").unwrap()
+}
+
+const PROTOS: [&str; 3] = ["tcp", "ipc", "inproc"];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delivers_multipart_messages_with_empty_frames_intact_in_order() {
+    for proto in PROTOS {
+        let pull = sock(SocketType::Pull);
+        let push = sock(SocketType::Push);
+        let ep = pull.bind(&unique(proto)).await.unwrap();
+        push.connect(&ep).unwrap();
+        for i in 0..100u32 {
+            let n = i.to_string();
+            push.send(msg(&[b"head", b"", n.as_bytes(), b""])).await.unwrap();
+        }
+        for i in 0..100u32 {
+            let n = i.to_string();
+            assert_eq!(recv(&pull).await, msg(&[b"head", b"", n.as_bytes(), b""]), "{proto}");
+        }
+        push.close().await;
+        pull.close().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn works_whichever_side_binds_and_whichever_starts_first() {
+    for proto in PROTOS {
+        // PUSH binds, PULL connects afterwards; messages sent before the peer exist wait.
+        let push = sock(SocketType::Push);
+        let ep = push.bind(&unique(proto)).await.unwrap();
+        let sender = tokio::spawn(async move {
+            push.send(msg(&[b"early"])).await.unwrap();
+            push
+        });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let pull = sock(SocketType::Pull);
+        pull.connect(&ep).unwrap();
+        assert_eq!(recv(&pull).await, msg(&[b"early"]), "{proto}");
+        let push = sender.await.unwrap();
+        push.close().await;
+        pull.close().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connecting_before_the_peer_binds_queues_and_delivers() {
+    for proto in ["tcp", "ipc", "inproc"] {
+        let addr = match proto {
+            "tcp" => {
+                let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+                let a = format!("tcp://{}", l.local_addr().unwrap());
+                drop(l);
+                a
+            }
+            _ => unique(proto),
+        };
+        let push = sock(SocketType::Push);
+        push.connect(&addr).unwrap();
+        push.send(msg(&[b"queued before bind"])).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        let pull = sock(SocketType::Pull);
+        pull.bind(&addr).await.unwrap();
+        assert_eq!(recv(&pull).await, msg(&[b"queued before bind"]), "{proto}");
+        push.close().await;
+        pull.close().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn round_robins_over_two_pullers() {
+    for proto in PROTOS {
+        let push = sock(SocketType::Push);
+        let ep = push.bind(&unique(proto)).await.unwrap();
+        let a = sock(SocketType::Pull);
+        let b = sock(SocketType::Pull);
+        a.connect(&ep).unwrap();
+        b.connect(&ep).unwrap();
+        // Wait until both peers are attached so the split is deterministic.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        for i in 0..10u32 {
+            push.send(msg(&[i.to_string().as_bytes()])).await.unwrap();
+        }
+        let mut got_a = Vec::new();
+        let mut got_b = Vec::new();
+        for _ in 0..5 {
+            got_a.push(recv(&a).await);
+            got_b.push(recv(&b).await);
+        }
+        assert_eq!(got_a.len() + got_b.len(), 10, "{proto}");
+        assert!(got_a != got_b, "{proto}: each message goes to one peer");
+        push.close().await;
+        a.close().await;
+        b.close().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fair_queues_between_two_pushers() {
+    for proto in PROTOS {
+        let pull = sock(SocketType::Pull);
+        let ep = pull.bind(&unique(proto)).await.unwrap();
+        let a = sock(SocketType::Push);
+        let b = sock(SocketType::Push);
+        a.connect(&ep).unwrap();
+        b.connect(&ep).unwrap();
+        for i in 0..50u32 {
+            a.send(msg(&[b"a", i.to_string().as_bytes()])).await.unwrap();
+            b.send(msg(&[b"b", i.to_string().as_bytes()])).await.unwrap();
+        }
+        // Let both pipes fill before reading so fairness, not arrival order, decides.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let mut first20 = Vec::new();
+        for _ in 0..20 {
+            first20.push(recv(&pull).await.frames()[0].clone());
+        }
+        let from_a = first20.iter().filter(|f| f.as_ref() == b"a").count();
+        assert!((8..=12).contains(&from_a), "{proto}: {from_a} of 20 from a");
+        a.close().await;
+        b.close().await;
+        pull.close().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn send_times_out_with_eagain_when_no_peer_has_room() {
+    let push = sock_with(SocketType::Push, |o| o.send_timeout = 50);
+    push.bind(&unique("tcp")).await.unwrap();
+    let err = push.send(msg(&[b"x"])).await.unwrap_err();
+    assert_eq!(err.code, Code::Again);
+    push.close_now();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn high_water_marks_bound_the_queue_and_push_back() {
+    let pull = sock_with(SocketType::Pull, |o| o.receive_high_water_mark = 5);
+    let ep = pull.bind(&unique("tcp")).await.unwrap();
+    let push = sock_with(SocketType::Push, |o| {
+        o.send_high_water_mark = 5;
+        o.send_timeout = 300;
+    });
+    push.connect(&ep).unwrap();
+    let big = vec![7u8; 256 * 1024];
+    let mut sent = 0;
+    loop {
+        match push.send(msg(&[&big])).await {
+            Ok(()) => sent += 1,
+            Err(e) => {
+                assert_eq!(e.code, Code::Again);
+                break;
+            }
+        }
+        assert!(sent < 1000, "send never blocked: no backpressure");
+    }
+    for _ in 0..sent {
+        recv(&pull).await;
+    }
+    push.close().await;
+    pull.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn binding_a_taken_port_fails_with_eaddrinuse_and_bad_endpoints_are_typed() {
+    let a = sock(SocketType::Pull);
+    let ep = a.bind("tcp://127.0.0.1:*").await.unwrap();
+    let b = sock(SocketType::Pull);
+    assert_eq!(b.bind(&ep).await.unwrap_err().code, Code::AddrInUse);
+    assert_eq!(b.bind("udp://127.0.0.1:5555").await.unwrap_err().code, Code::ProtoNoSupport);
+    assert_eq!(b.bind("tcp://127.0.0.1").await.unwrap_err().code, Code::Inval);
+    assert_eq!(b.connect("tcp://*:5555").unwrap_err().code, Code::Inval);
+    let name = unique("inproc");
+    a.bind(&name).await.unwrap();
+    assert_eq!(b.bind(&name).await.unwrap_err().code, Code::AddrInUse);
+    a.close().await;
+    b.close().await;
+    assert_eq!(a.bind("tcp://127.0.0.1:*").await.unwrap_err().code, Code::BadF);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reconnects_after_the_binder_restarts() {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = format!("tcp://{}", l.local_addr().unwrap());
+    drop(l);
+    let pull = sock(SocketType::Pull);
+    pull.bind(&addr).await.unwrap();
+    let push = sock(SocketType::Push);
+    push.connect(&addr).unwrap();
+    push.send(msg(&[b"one"])).await.unwrap();
+    assert_eq!(recv(&pull).await, msg(&[b"one"]));
+    pull.close().await;
+    drop(pull);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    push.send(msg(&[b"two"])).await.unwrap();
+    let pull = sock(SocketType::Pull);
+    pull.bind(&addr).await.unwrap();
+    assert_eq!(recv(&pull).await, msg(&[b"two"]));
+    push.close().await;
+    pull.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn linger_flushes_queued_messages_on_close() {
+    let pull = sock(SocketType::Pull);
+    let ep = pull.bind(&unique("tcp")).await.unwrap();
+    let push = sock(SocketType::Push);
+    push.connect(&ep).unwrap();
+    for i in 0..500u32 {
+        push.send(msg(&[i.to_string().as_bytes()])).await.unwrap();
+    }
+    push.close().await;
+    for i in 0..500u32 {
+        assert_eq!(recv(&pull).await, msg(&[i.to_string().as_bytes()]));
+    }
+    pull.close().await;
+}
+
+/// Speaks a raw greeting (and optionally READY) to `addr`, returning the stream.
+async fn raw_peer(addr: &str, socket_type: Option<&str>) -> TcpStream {
+    let hostport = addr.trim_start_matches("tcp://");
+    let mut s = TcpStream::connect(hostport).await.unwrap();
+    let mut g = [0u8; 64];
+    g[0] = 0xff;
+    g[9] = 0x7f;
+    g[10] = 3;
+    g[11] = 1;
+    g[12..16].copy_from_slice(b"NULL");
+    s.write_all(&g).await.unwrap();
+    if let Some(t) = socket_type {
+        let mut body = Vec::new();
+        body.push(5);
+        body.extend_from_slice(b"READY");
+        body.push(11);
+        body.extend_from_slice(b"Socket-Type");
+        body.extend_from_slice(&(t.len() as u32).to_be_bytes());
+        body.extend_from_slice(t.as_bytes());
+        s.write_all(&[0x04, body.len() as u8]).await.unwrap();
+        s.write_all(&body).await.unwrap();
+    }
+    s
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_peers_lose_only_their_own_connection() {
+    let pull = sock_with(SocketType::Pull, |o| o.handshake_interval = 300);
+    let ep = pull.bind("tcp://127.0.0.1:*").await.unwrap();
+    let good = sock(SocketType::Push);
+    good.connect(&ep).unwrap();
+
+    // A frame header declaring 2^40 bytes.
+    let mut huge = raw_peer(&ep, Some("PUSH")).await;
+    let mut hdr = vec![0x02u8];
+    hdr.extend_from_slice(&(1u64 << 40).to_be_bytes());
+    huge.write_all(&hdr).await.unwrap();
+    // Garbage instead of a greeting.
+    let mut garbage = TcpStream::connect(ep.trim_start_matches("tcp://")).await.unwrap();
+    garbage.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
+    // A handshake that never finishes.
+    let mut silent = TcpStream::connect(ep.trim_start_matches("tcp://")).await.unwrap();
+    // Endless empty MORE frames.
+    let mut more = raw_peer(&ep, Some("PUSH")).await;
+    let more_task = tokio::spawn(async move {
+        let chunk = [0x01u8, 0x00].repeat(4096);
+        for _ in 0..100_000 {
+            if more.write_all(&chunk).await.is_err() {
+                return true;
+            }
+        }
+        false
+    });
+
+    good.send(msg(&[b"still here"])).await.unwrap();
+    assert_eq!(recv(&pull).await, msg(&[b"still here"]));
+
+    let mut buf = [0u8; 256];
+    for s in [&mut huge, &mut garbage, &mut silent] {
+        // Each hostile connection is closed by us (EOF or reset), not left hanging.
+        let closed = timeout(Duration::from_secs(3), async {
+            loop {
+                match s.read(&mut buf).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(_) => {}
+                }
+            }
+        })
+        .await;
+        assert!(closed.is_ok(), "a hostile connection was not closed");
+    }
+    assert!(timeout(Duration::from_secs(10), more_task).await.unwrap().unwrap(), "endless MORE frames were not cut off");
+    good.send(msg(&[b"and still"])).await.unwrap();
+    assert_eq!(recv(&pull).await, msg(&[b"and still"]));
+    good.close().await;
+    pull.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rejects_a_peer_of_the_wrong_socket_type() {
+    let pull = sock(SocketType::Pull);
+    let ep = pull.bind("tcp://127.0.0.1:*").await.unwrap();
+    let mut wrong = raw_peer(&ep, Some("PULL")).await;
+    let mut buf = Vec::new();
+    let _ = timeout(Duration::from_secs(3), wrong.read_to_end(&mut buf)).await.expect("not closed");
+    // Our greeting, our READY, then an ERROR command before the close.
+    assert!(buf.windows(5).any(|w| w == b"ERROR"), "no ERROR command sent");
+    pull.close().await;
+}
