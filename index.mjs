@@ -1,0 +1,6 @@
+// ESM entry: the same objects as the CommonJS entry, so `import` and `require` users share
+// the module-level push()/pull() sockets.
+import zeropipe from './index.js'
+
+export const { Push, Pull, JobStream, push, pull, configure, close, DEFAULT_ENDPOINT } = zeropipe
+export default zeropipe
