@@ -38,6 +38,11 @@ function callNative(fn) {
 
 const closedError = () => codedError('EBADF', 'Socket is closed')
 
+// Sockets with a pending operation. The native waker only holds a socket weakly (so an
+// idle socket nobody references can be collected and closed, as in zeromq.js); while a
+// send, receive or event wait is pending, this set keeps it alive.
+const ACTIVE = new Set()
+
 // ---- messages -------------------------------------------------------------------------
 
 const EMPTY = Buffer.alloc(0)
@@ -244,7 +249,14 @@ class Socket {
     this._recvQueue = []
     this._recvBuf = []
     this._recvIdx = 0
-    this._native = callNative(() => new NativeSocket(kind, opts, (bits) => this._wake(bits)))
+    const self = new WeakRef(this)
+    this._native = callNative(
+      () =>
+        new NativeSocket(kind, opts, (bits) => {
+          const sock = self.deref()
+          if (sock) sock._wake(bits)
+        }),
+    )
     for (const name of Object.keys(OPTIONS)) {
       Object.defineProperty(this, name, {
         enumerable: true,
@@ -345,10 +357,12 @@ class Socket {
   _updateRef() {
     const obs = this._observer
     const want =
-      !this._native.closed &&
+      !this.closed &&
       (this._sendQueue.length > 0 || this._recvQueue.length > 0 || (obs !== null && obs._waiters.length > 0))
     if (want !== this._referenced) {
       this._referenced = want
+      if (want) ACTIVE.add(this)
+      else ACTIVE.delete(this)
       this._native.setRef(want)
     }
   }

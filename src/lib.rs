@@ -145,7 +145,9 @@ pub struct NativeEvent {
 #[napi]
 pub struct NativeSocket {
     socket: Arc<engine::Socket>,
-    waker: Arc<WakerFn>,
+    /// Released at close: the callback holds the JS socket, so keeping it would pin every
+    /// closed socket in memory.
+    waker: Option<Arc<WakerFn>>,
 }
 
 #[napi]
@@ -175,7 +177,7 @@ impl NativeSocket {
                 s.close_now();
             }
         })?;
-        Ok(NativeSocket { socket, waker })
+        Ok(NativeSocket { socket, waker: Some(waker) })
     }
 
     /// Replaces the socket options (applied to connections made from now on).
@@ -277,7 +279,10 @@ impl NativeSocket {
     /// Whether the waker keeps the process alive (while JS waits on this socket).
     #[napi]
     pub fn set_ref(&self, env: Env, referenced: bool) -> Result<()> {
-        set_tsfn_ref(&env, &self.waker, referenced)
+        match &self.waker {
+            Some(w) => set_tsfn_ref(&env, w, referenced),
+            None => Ok(()),
+        }
     }
 
     /// A message can be received now.
@@ -328,7 +333,8 @@ impl NativeSocket {
 
     /// Closes; resolves once queued messages are flushed (PUSH, within linger).
     #[napi(ts_return_type = "Promise<void>")]
-    pub fn close<'env>(&self, env: &'env Env) -> Result<Object<'env>> {
+    pub fn close<'env>(&mut self, env: &'env Env) -> Result<Object<'env>> {
+        self.release_waker();
         let (deferred, promise) = env.create_deferred::<(), _>()?;
         let socket = self.socket.clone();
         runtime()?.spawn(async move {
@@ -340,7 +346,13 @@ impl NativeSocket {
 
     /// Closes at once, dropping anything queued.
     #[napi]
-    pub fn close_now(&self) {
+    pub fn close_now(&mut self) {
+        self.release_waker();
         self.socket.close_now();
+    }
+
+    fn release_waker(&mut self) {
+        self.socket.set_waker(None);
+        self.waker = None;
     }
 }
