@@ -51,6 +51,27 @@ fn frame_from_js(frame: Either<String, Uint8Array>) -> bytes::Bytes {
     }
 }
 
+/// Frames at least this large are handed to JS without a copy.
+const EXTERNAL_MIN: usize = 64 * 1024;
+
+/// The one conversion of received frames. Small frames are copied (cheaper than an external
+/// buffer's bookkeeping); large ones become external Buffers over the received bytes, which
+/// the frame's `Bytes` keeps alive until JS collects the Buffer.
+fn frame_to_js<'env>(env: &'env Env, frame: &bytes::Bytes) -> Result<BufferSlice<'env>> {
+    if frame.len() >= EXTERNAL_MIN {
+        let owned = frame.clone();
+        let ptr = owned.as_ptr() as *mut u8;
+        // SAFETY: `owned` keeps the memory alive until the finalizer drops it; the range is
+        // this frame's alone (split off the read buffer), so JS writing to it affects no one.
+        let external = unsafe { BufferSlice::from_external(env, ptr, owned.len(), owned, |_, b| drop(b)) };
+        // Runtimes that forbid external buffers (sandboxed builds) get a copy instead.
+        if let Ok(buf) = external {
+            return Ok(buf);
+        }
+    }
+    BufferSlice::copy_from(env, frame)
+}
+
 type WakerFn = ThreadsafeFunction<u32, (), u32, Status, false>;
 
 /// Whether the waker keeps Node's event loop alive. napi-rs only offers this on `&mut`, but
@@ -262,7 +283,7 @@ impl NativeSocket {
             let frames = m.frames();
             let mut arr = env.create_array(frames.len() as u32)?;
             for (j, f) in frames.iter().enumerate() {
-                arr.set(j as u32, BufferSlice::copy_from(env, f)?)?;
+                arr.set(j as u32, frame_to_js(env, f)?)?;
             }
             out.set(i as u32, arr)?;
         }

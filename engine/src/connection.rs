@@ -237,8 +237,10 @@ async fn reader(
                 },
             }
         }
-        let want = decoder.needed().clamp(1, READ_CHUNK);
-        buf.reserve(want.max(8 * 1024).min(READ_CHUNK));
+        // Read a large frame in steps that at most double what already arrived: few
+        // reallocations for big messages, yet a declared size alone never allocates.
+        let cap = READ_CHUNK.max(buf.len());
+        buf.reserve(decoder.needed().clamp(8 * 1024, cap));
         let n = rd.read_buf(&mut buf).await.map_err(|e| Error::from_io(&e, "read from", "peer"))?;
         if n == 0 {
             return Ok(());

@@ -519,7 +519,10 @@ async fn accept_loop(inner: Arc<Inner>, listener: Listener, mut shutdown: Shutdo
             }
         }
     }
+    let address = listener.endpoint().to_string();
     listener.close();
+    // ZMQ_EVENT_CLOSED: the listening socket is gone (unbind or close).
+    inner.event(EventKind::Close, &address, None, None);
 }
 
 impl Inner {
