@@ -103,6 +103,9 @@ struct BindEntry {
     resolved: String,
     trigger: ShutdownTrigger,
     inproc: bool,
+    /// The accept loop; awaited by unbind/close so the port or path is really released
+    /// (no connection accepted, rebinding works) once they resolve.
+    task: Option<tokio::task::JoinHandle<()>>,
 }
 
 pub(crate) struct ConnectEntry {
@@ -342,6 +345,7 @@ impl Socket {
                     resolved: addr.to_string(),
                     trigger,
                     inproc: true,
+                    task: None,
                 });
                 addr.to_string()
             }
@@ -361,15 +365,15 @@ impl Socket {
                     if self.inner.is_closed() {
                         return Err(Error::closed());
                     }
+                    let task = self.inner.rt.spawn(accept_loop(self.inner.clone(), listener, shutdown));
                     eps.binds.push(BindEntry {
                         requested: addr.to_string(),
                         resolved: resolved.clone(),
                         trigger,
                         inproc: false,
+                        task: Some(task),
                     });
                 }
-                let inner = self.inner.clone();
-                self.inner.rt.spawn(accept_loop(inner, listener, shutdown));
                 resolved
             }
         };
@@ -391,6 +395,9 @@ impl Socket {
             }
         };
         entry.trigger.fire();
+        if let Some(task) = entry.task {
+            let _ = task.await;
+        }
         if entry.inproc {
             inproc::unbind(&self.inner, &entry.resolved);
         }
@@ -708,6 +715,11 @@ impl Inner {
                 }
                 done.await;
             }
+        }
+        // begin_close stopped the accept loops; wait for their listeners to be gone.
+        let accepts: Vec<_> = lock(&self.endpoints).binds.iter_mut().filter_map(|b| b.task.take()).collect();
+        for task in accepts {
+            let _ = task.await;
         }
         if self.kind == SocketType::Push {
             self.linger().await;
