@@ -9,12 +9,19 @@ const ROUNDS = Number(process.env.ROUNDS || 3)
 const SECONDS_PER_CASE = Number(process.env.CASE_SECONDS || 1)
 const SIZES = (process.env.SIZES || '16,1024,65536,1048576').split(',').map(Number)
 
-async function run(lib, size, proto = 'tcp') {
+const PROTO = process.env.PROTO || 'tcp'
+let seq = 0
+
+async function run(lib, size, proto = PROTO) {
   const pull = new lib.Pull()
   const push = new lib.Push()
-  const addr = proto === 'tcp' ? 'tcp://127.0.0.1:*' : `ipc:///tmp/zp-quick-${process.pid}-${Math.random()}.sock`
+  const addr = {
+    tcp: 'tcp://127.0.0.1:*',
+    ipc: `ipc:///tmp/zp-quick-${process.pid}-${seq++}.sock`,
+    inproc: `inproc://zp-quick-${seq++}`,
+  }[proto]
   await pull.bind(addr)
-  push.connect(pull.lastEndpoint)
+  push.connect(proto === 'tcp' ? pull.lastEndpoint : addr)
   const payload = Buffer.alloc(size, 7)
   // Warm up the connection so the handshake is not measured.
   await push.send(payload)
@@ -38,7 +45,7 @@ async function run(lib, size, proto = 'tcp') {
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]
 const fmt = (x) => (x >= 1e6 ? `${(x / 1e6).toFixed(2)} M` : `${(x / 1e3).toFixed(1)} k`)
 
-console.log(`node ${process.version}, ${ROUNDS} alternating rounds per size, tcp loopback, await send + for await`)
+console.log(`node ${process.version}, ${ROUNDS} alternating rounds per size, ${PROTO}, one process, await send + for await`)
 console.log('size      | zeropipe msg/s | zeromq.js msg/s | ratio')
 for (const size of SIZES) {
   const a = []
