@@ -51,6 +51,9 @@ const ACCEPTED =
 
 function describe(value) {
   if (value === undefined) return 'undefined'
+  if (value === null) return 'null'
+  if (typeof value === 'number') return `a number (${value})`
+  if (typeof value === 'string') return 'a string'
   if (typeof value === 'symbol') return 'a symbol'
   if (typeof value === 'function') return 'a function'
   if (typeof value === 'bigint') return 'a BigInt'
