@@ -109,10 +109,19 @@ const OPTIONS = {
   connectTimeout: [0, 0, I32],
 }
 
+/** Options that only mean something on one socket type (the rest apply to both). */
+const ONLY_FOR = { sendHighWaterMark: 'Push', sendTimeout: 'Push', receiveHighWaterMark: 'Pull', receiveTimeout: 'Pull' }
+
+const appliesTo = (owner, name) => !(owner in SOCKET_OWNERS) || !ONLY_FOR[name] || ONLY_FOR[name] === owner
+const SOCKET_OWNERS = { Push: true, Pull: true }
+
 function checkOption(owner, name, value) {
   const spec = OPTIONS[name]
   if (!spec) {
     throw new TypeError(`Unknown option "${name}" for ${owner}; known options: ${Object.keys(OPTIONS).join(', ')}`)
+  }
+  if (!appliesTo(owner, name)) {
+    throw new TypeError(`Option "${name}" applies to ${ONLY_FOR[name]} sockets, not ${owner}`)
   }
   if (spec.length === 1) {
     if (typeof value !== 'boolean') throw new TypeError(`Option "${name}" must be a boolean, got ${typeof value}`)
@@ -261,6 +270,7 @@ class Socket {
         }),
     )
     for (const name of Object.keys(OPTIONS)) {
+      if (!appliesTo(owner, name)) continue
       Object.defineProperty(this, name, {
         enumerable: true,
         get: () => this._opts[name],

@@ -276,6 +276,13 @@ describe("invalid options", () => {
     assert.throws(() => new Pull({ conflate: true } as any), matches(TypeError, undefined, '"conflate"'));
   });
 
+  it("an option of the other socket type is a TypeError, not silently ignored", () => {
+    assert.throws(() => new Pull({ sendTimeout: 5 } as any), matches(TypeError, undefined, "Push sockets, not Pull"));
+    assert.throws(() => new Pull({ sendHighWaterMark: 5 } as any), matches(TypeError, undefined, '"sendHighWaterMark"'));
+    assert.throws(() => new Push({ receiveHighWaterMark: 1 } as any), matches(TypeError, undefined, "Pull sockets, not Push"));
+    assert.throws(() => new Push({ receiveTimeout: 1 } as any), matches(TypeError, undefined, '"receiveTimeout"'));
+  });
+
   it("options that are not an object are a TypeError", () => {
     assert.throws(() => new Push(5 as any), matches(TypeError, undefined));
     assert.throws(() => new Pull("linger=0" as any), matches(TypeError, undefined));
