@@ -47,9 +47,20 @@ enum PipeSource {
 }
 
 /// Runs an accepted connection to its end.
-pub(crate) async fn accepted(inner: Arc<Inner>, stream: Stream, address: String, shutdown: Shutdown) {
-    let _ = run(&inner, stream, &address, PipeSource::Fresh, shutdown).await;
+/// Runs an accepted connection until it ends, the socket's connections stop, or its
+/// endpoint is unbound.
+pub(crate) async fn accepted(inner: Arc<Inner>, stream: Stream, address: String, socket: Shutdown, unbound: Shutdown) {
+    let stop = either(socket, unbound);
+    let _ = run_until(&inner, stream, &address, PipeSource::Fresh, stop).await;
     inner.event(EventKind::Disconnect, &address, None, None);
+}
+
+/// Resolves when either shutdown fires.
+async fn either(mut a: Shutdown, mut b: Shutdown) {
+    tokio::select! {
+        _ = a.wait() => {},
+        _ = b.wait() => {},
+    }
 }
 
 /// Connects to `ep`, runs the connection, and reconnects with backoff until shut down.
@@ -79,14 +90,7 @@ pub(crate) async fn connector(
                 };
                 // Either this endpoint's trigger (disconnect/close) or the socket-wide one
                 // ends the connection.
-                let mut both = shutdown.clone();
-                let mut sock = conn_shutdown.clone();
-                let stop = async move {
-                    tokio::select! {
-                        _ = both.wait() => {},
-                        _ = sock.wait() => {},
-                    }
-                };
+                let stop = either(shutdown.clone(), conn_shutdown.clone());
                 let handshaken = run_until(&inner, stream, &address, source, stop).await;
                 inner.event(EventKind::Disconnect, &address, None, None);
                 if handshaken {
@@ -110,10 +114,6 @@ pub(crate) async fn connector(
             interval = (interval.max(1) * 2).min(opts.reconnect_max_interval as u64);
         }
     }
-}
-
-async fn run(inner: &Arc<Inner>, stream: Stream, address: &str, source: PipeSource, mut shutdown: Shutdown) -> bool {
-    run_until(inner, stream, address, source, async move { shutdown.wait().await }).await
 }
 
 /// Shared, lock-free connection state read by the watchdog.

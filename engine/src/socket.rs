@@ -102,6 +102,9 @@ struct BindEntry {
     requested: String,
     resolved: String,
     trigger: ShutdownTrigger,
+    /// Drops the connections accepted through this endpoint: on unbind, as libzmq (whose
+    /// sessions are children of the listener), but not on close, where they must linger.
+    accepted: ShutdownTrigger,
     inproc: bool,
     /// The accept loop; awaited by unbind/close so the port or path is really released
     /// (no connection accepted, rebinding works) once they resolve.
@@ -344,6 +347,7 @@ impl Socket {
                     requested: addr.to_string(),
                     resolved: addr.to_string(),
                     trigger,
+                    accepted: ShutdownTrigger::new().0,
                     inproc: true,
                     task: None,
                 });
@@ -359,17 +363,20 @@ impl Socket {
                 };
                 let resolved = listener.endpoint().to_string();
                 let (trigger, shutdown) = ShutdownTrigger::new();
+                let (accepted, accepted_shutdown) = ShutdownTrigger::new();
                 {
                     let mut eps = lock(&self.inner.endpoints);
                     // close() may have run while we were binding.
                     if self.inner.is_closed() {
                         return Err(Error::closed());
                     }
-                    let task = self.inner.rt.spawn(accept_loop(self.inner.clone(), listener, shutdown));
+                    let task =
+                        self.inner.rt.spawn(accept_loop(self.inner.clone(), listener, shutdown, accepted_shutdown));
                     eps.binds.push(BindEntry {
                         requested: addr.to_string(),
                         resolved: resolved.clone(),
                         trigger,
+                        accepted,
                         inproc: false,
                         task: Some(task),
                     });
@@ -395,6 +402,7 @@ impl Socket {
             }
         };
         entry.trigger.fire();
+        entry.accepted.fire();
         if let Some(task) = entry.task {
             let _ = task.await;
         }
@@ -499,7 +507,7 @@ async fn wait_until(
     }
 }
 
-async fn accept_loop(inner: Arc<Inner>, listener: Listener, mut shutdown: Shutdown) {
+async fn accept_loop(inner: Arc<Inner>, listener: Listener, mut shutdown: Shutdown, unbound: Shutdown) {
     loop {
         tokio::select! {
             _ = shutdown.wait() => break,
@@ -510,8 +518,9 @@ async fn accept_loop(inner: Arc<Inner>, listener: Listener, mut shutdown: Shutdo
                     let inner2 = inner.clone();
                     let _ = peer;
                     let address = listener.endpoint().to_string();
+                    let unbound = unbound.clone();
                     inner.rt.spawn(async move {
-                        crate::connection::accepted(inner2, stream, address, conn_shutdown).await
+                        crate::connection::accepted(inner2, stream, address, conn_shutdown, unbound).await
                     });
                 }
                 Err(e) => {

@@ -447,3 +447,32 @@ async fn a_departed_peers_unsent_messages_go_to_the_remaining_peer() {
     push.close().await;
     good.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unbind_drops_the_connections_accepted_through_that_endpoint() {
+    let pull = sock(SocketType::Pull);
+    let kept = pull.bind("tcp://127.0.0.1:*").await.unwrap();
+    let dropped = pull.bind("tcp://127.0.0.1:*").await.unwrap();
+    let mut on_kept = raw_peer(&kept, Some("PUSH")).await;
+    let mut on_dropped = raw_peer(&dropped, Some("PUSH")).await;
+    on_kept.write_all(&[0x00, 1, b'a']).await.unwrap();
+    on_dropped.write_all(&[0x00, 1, b'b']).await.unwrap();
+    let mut got = vec![recv(&pull).await, recv(&pull).await];
+    got.sort_by(|x, y| x.frames()[0].cmp(&y.frames()[0]));
+    assert_eq!(got, vec![msg(&[b"a"]), msg(&[b"b"])]);
+    pull.unbind(&dropped).await.unwrap();
+    let mut buf = [0u8; 64];
+    let eof = timeout(Duration::from_secs(3), async {
+        loop {
+            match on_dropped.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    })
+    .await;
+    assert!(eof.is_ok(), "the connection accepted through the unbound endpoint stayed open");
+    on_kept.write_all(&[0x00, 1, b'c']).await.unwrap();
+    assert_eq!(recv(&pull).await, msg(&[b"c"]));
+    pull.close().await;
+}
