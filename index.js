@@ -613,6 +613,13 @@ function configure(settings) {
   config = { endpoint: endpoint === undefined ? config.endpoint : endpoint, options }
 }
 
+/** configure() takes every option; each module socket gets those that apply to its type. */
+function moduleOptions(owner) {
+  const out = {}
+  for (const [name, value] of Object.entries(config.options)) if (appliesTo(owner, name)) out[name] = value
+  return out
+}
+
 /**
  * Sends a job through the module's PUSH socket, bound on first use to the configured
  * endpoint. Resolves once the job is queued.
@@ -625,7 +632,7 @@ function push(job) {
     return Promise.reject(err)
   }
   if (!pushSocket) {
-    const sock = new Push(config.options)
+    const sock = new Push(moduleOptions('Push'))
     pushSocket = sock
     pushReady = sock.bind(config.endpoint).catch((err) => {
       // A failed bind leaves no half-made socket behind: the next push() tries again.
@@ -653,8 +660,15 @@ class JobStream {
     this._cancelPending = null
     this._run = null
     if (!pullSocket) {
-      pullSocket = new Pull(config.options)
-      pullSocket.connect(config.endpoint)
+      const sock = new Pull(moduleOptions('Pull'))
+      try {
+        sock.connect(config.endpoint)
+      } catch (err) {
+        // A failed connect leaves no half-made socket behind (it would block configure()).
+        sock.close()
+        throw err
+      }
+      pullSocket = sock
     }
     this._socket = pullSocket
     streams.add(this)
