@@ -287,7 +287,8 @@ async fn writer(
         }
         let mut taken = 0;
         if kind == SocketType::Push {
-            taken = pipe.pop_batch(&mut batch, WRITE_BATCH_MSGS);
+            // Byte-bounded: messages still queued outlive this connection (see pop_batch).
+            taken = pipe.pop_batch(&mut batch, WRITE_BATCH_MSGS, WRITE_BATCH_BYTES);
             for msg in batch.drain(..) {
                 let frames = msg.frames();
                 let last = frames.len().saturating_sub(1);

@@ -142,13 +142,20 @@ impl Pipe {
         Some(msg)
     }
 
-    /// Takes up to `max` messages for a connection writer and counts them in flight until
-    /// [`Pipe::written`] is called.
-    pub fn pop_batch(&self, out: &mut Vec<Message>, max: usize) -> usize {
+    /// Takes up to `max` messages, and no more than about `max_bytes` of payload (always at
+    /// least one message), for a connection writer and counts them in flight until
+    /// [`Pipe::written`] is called. The byte bound matters: what a writer holds dies with its
+    /// connection, while what stays queued survives a reconnect or goes to another peer.
+    pub fn pop_batch(&self, out: &mut Vec<Message>, max: usize, max_bytes: usize) -> usize {
         let (n, was_full, still_full) = {
             let mut st = self.lock();
             let was_full = self.full(&st);
-            let n = max.min(st.queue.len());
+            let mut n = 0;
+            let mut bytes = 0;
+            while n < max.min(st.queue.len()) && (n == 0 || bytes < max_bytes) {
+                bytes += st.queue[n].byte_len();
+                n += 1;
+            }
             out.extend(st.queue.drain(..n));
             st.in_flight += n;
             (n, was_full, self.full(&st))
@@ -311,9 +318,21 @@ mod tests {
         let p = Pipe::new(10, Arc::new(Count::default()), Arc::new(Count::default()));
         p.try_push(msg("a")).unwrap();
         let mut out = Vec::new();
-        assert_eq!(p.pop_batch(&mut out, 8), 1);
+        assert_eq!(p.pop_batch(&mut out, 8, usize::MAX), 1);
         assert!(!p.is_flushed());
         p.written();
         assert!(p.is_flushed());
+    }
+
+    #[test]
+    fn a_writer_batch_stops_at_its_byte_budget_but_takes_at_least_one_message() {
+        let p = Pipe::new(10, Arc::new(Count::default()), Arc::new(Count::default()));
+        for _ in 0..4 {
+            p.try_push(Message::from(vec![bytes::Bytes::from(vec![0u8; 100])])).unwrap();
+        }
+        let mut out = Vec::new();
+        assert_eq!(p.pop_batch(&mut out, 8, 150), 2, "stops once the budget is reached");
+        assert_eq!(p.pop_batch(&mut out, 8, 10), 1, "one message even when it alone exceeds the budget");
+        assert_eq!(p.len(), 1, "the rest stays queued");
     }
 }
