@@ -209,3 +209,7 @@ export declare function configure(settings: { endpoint?: string } & AllSocketOpt
 
 /** Flushes (within linger) and closes the module's sockets so the process can exit; push()/pull() start afresh afterwards. */
 export declare function close(): Promise<void>
+
+// Only what is exported above exists at run time: keeps `Socket` (a base class index.js
+// does not export) from being implicitly exported as a value by this declaration file.
+export {}
