@@ -217,6 +217,40 @@ export function interopSuite(kind: PeerKind): void {
     );
   });
 
+  let abstractCounter = 0;
+  const ADDRESS_KINDS = {
+    // libzmq spells a Linux abstract socket name with a leading "@"; both sides must agree on
+    // the exact name bytes (no trailing NULs), or they never meet.
+    "a Linux abstract ipc name": () => `ipc://@zeropipe-test-${process.pid}-${kind}-${++abstractCounter}`,
+    "IPv6 loopback": () => "tcp://[::1]:0",
+  };
+
+  describe(`${kind} peers on other address forms`, () => {
+    for (const [label, address] of Object.entries(ADDRESS_KINDS)) {
+      // libzmq refuses IPv6 addresses unless ZMQ_IPV6 is set.
+      const peerOptions: PeerOptions = label === "IPv6 loopback" ? { ipv6: true } : {};
+
+      it(`a ${kind} PUSH connects to our PULL bound on ${label}`, async () => {
+        const pull = newPull();
+        await pull.bind(address());
+        assert.ok(pull.lastEndpoint, "lastEndpoint is set after bind");
+        const push = await peer("push", "connect", pull.lastEndpoint, peerOptions);
+        await push.send(["over", EMPTY, label]);
+        assertSameMessage(await pull.receive(), [b("over"), EMPTY, b(label)], label);
+        await closePeers(push);
+      });
+
+      it(`our PUSH connects to a ${kind} PULL bound on ${label}`, async () => {
+        const push = newPush();
+        const pull = await peer("pull", "bind", address(), peerOptions);
+        push.connect(pull.endpoint);
+        await push.send(["over", EMPTY, label]);
+        assertSameMessage(await pull.nextMessage(GUARD_MS), [b("over"), EMPTY, b(label)], label);
+        await closePeers(pull);
+      });
+    }
+  });
+
   for (const transport of ["tcp", "ipc"] as const) {
     /** An address to bind once: an ephemeral port, or a fresh ipc path. */
     const bindAddress = (): string => (transport === "tcp" ? "tcp://127.0.0.1:0" : uniqueIpc());
@@ -526,12 +560,13 @@ export function interopSuite(kind: PeerKind): void {
         }
       }
 
-      it(`stays connected to a ${kind} PUSH that sends libzmq heartbeats (PING) for more than three intervals`, async () => {
+      it(`stays connected to a ${kind} PUSH that sends heartbeats for more than three intervals, and drops it once it falls silent past the TTL its PINGs announce`, async () => {
         const pull = newPull();
         const log = new EventLog(pull, ["handshake", "disconnect"]);
         const endpoint = await bindOurs(pull);
-        // libzmq drops the connection if no traffic answers its PING within the timeout.
-        const push = await peer("push", "connect", endpoint, { heartbeatInterval: 100, heartbeatTimeout: 250 });
+        // libzmq drops the connection if no traffic answers its PING within the timeout, and
+        // its PINGs ask us to drop it after 500 ms of silence.
+        const push = await peer("push", "connect", endpoint, { heartbeatInterval: 100, heartbeatTimeout: 250, heartbeatTimeToLive: 500 });
         await log.until("handshake", 1);
         // Time passing is the point here: there is no event for "nothing went wrong".
         await pause(700);
@@ -539,11 +574,20 @@ export function interopSuite(kind: PeerKind): void {
         assertSameMessage(await pull.receive(), [b("still"), b("connected")], "after the heartbeats");
         assert.equal(log.count("disconnect"), 0, "the connection dropped during heartbeats");
         assert.equal(log.count("handshake"), 1, "the peer had to reconnect");
+
+        // A frozen process keeps its TCP connection open; only the TTL tells us it is gone
+        // (our PULL sends no heartbeats of its own).
+        process.kill(push.pid, "SIGSTOP");
+        await log.until("disconnect", 1);
+        process.kill(push.pid, "SIGCONT");
+        await log.until("handshake", 2);
+        await push.send(["reconnected"]);
+        assertSameMessage(await pull.receive(), [b("reconnected")], "after the peer reconnected");
         await closePeers(push);
       });
 
-      it(`our heartbeats (heartbeatInterval/heartbeatTimeout) keep a connection to a ${kind} PULL alive`, async () => {
-        const push = newPush({ heartbeatInterval: 100, heartbeatTimeout: 200 });
+      it(`our heartbeats (heartbeatInterval/heartbeatTimeout) keep a connection to a ${kind} PULL alive while it answers, and drop it once it stops`, async () => {
+        const push = newPush({ heartbeatInterval: 100, heartbeatTimeout: 200, reconnectInterval: 50 });
         const log = new EventLog(push, ["handshake", "disconnect"]);
         const pull = await peer("pull", "bind", bindAddress());
         push.connect(pull.endpoint);
@@ -554,6 +598,26 @@ export function interopSuite(kind: PeerKind): void {
         assertSameMessage(await pull.nextMessage(GUARD_MS), [b("still"), b("connected")], "after the heartbeats");
         assert.equal(log.count("disconnect"), 0, "the connection dropped during heartbeats");
         assert.equal(log.count("handshake"), 1, "we had to reconnect");
+
+        // Frozen, the peer cannot answer our PINGs, though its kernel keeps the TCP connection.
+        process.kill(pull.pid, "SIGSTOP");
+        await log.until("disconnect", 1);
+        process.kill(pull.pid, "SIGCONT");
+        await log.until("handshake", 2);
+        await push.send(["reconnected"]);
+        assertSameMessage(await pull.nextMessage(GUARD_MS), [b("reconnected")], "after we reconnected");
+        await closePeers(pull);
+      });
+
+      it(`our PUSH's close() flushes every queued message to a ${kind} PULL before it resolves`, async () => {
+        const push = newPush();
+        const pull = await peer("pull", "bind", bindAddress());
+        push.connect(pull.endpoint);
+        // Queued before the connection is even up: all of it is still ours when close() starts.
+        for (let i = 0; i < 500; i++) await push.send(numbered(i, 64));
+        await push.close();
+        const got = await pull.messages(500, GUARD_MS);
+        assertInOrder(got.map(seqOf), range(0, 500), "flushed on close");
         await closePeers(pull);
       });
 
