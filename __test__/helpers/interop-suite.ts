@@ -138,7 +138,7 @@ class Collector {
     }
   }
 
-  /** Waits until `total` messages have arrived here in all, or `others` say so. */
+  /** Waits until `done()` holds, re-checking whenever this PULL receives (and at least every 100 ms). */
   async until(done: () => boolean, what: string): Promise<void> {
     const deadline = Date.now() + GUARD_MS;
     while (!done()) {
