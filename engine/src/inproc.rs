@@ -106,6 +106,8 @@ pub(crate) fn bind(inner: &Arc<Inner>, name: &str) -> Result<()> {
             continue;
         }
         let _ = p.binder_side.0.set(inner.side());
+        // The pipe was sized with a guess for the binder's mark; now it is known.
+        p.pipe.set_hwm(joint_hwm(hwm_of(&conn), hwm_of(inner)));
         inner.attach(p.pipe.clone());
         // The connector's side may have been waiting for room or data all along.
         p.binder_side.wake();

@@ -6,7 +6,7 @@
 //! wakes the writer side), which keeps the per-message cost to one uncontended lock.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::sync::Notify;
@@ -47,7 +47,9 @@ struct State {
 pub struct Pipe {
     state: Mutex<State>,
     /// 0 = unlimited, as libzmq's HWM 0.
-    hwm: usize,
+    /// Atomic only because an inproc pipe made before its binder existed learns the
+    /// binder's mark later ([`Pipe::set_hwm`]).
+    hwm: AtomicUsize,
     /// Woken when the queue becomes non-empty, or the writer end closes.
     on_readable: Arc<dyn Wake>,
     /// Woken when the queue drops below the high-water mark, or the reader end closes.
@@ -76,7 +78,7 @@ impl Pipe {
                 reader_closed: false,
                 writer_closed: false,
             }),
-            hwm,
+            hwm: AtomicUsize::new(hwm),
             on_readable,
             on_writable,
             detached: AtomicBool::new(false),
@@ -91,7 +93,21 @@ impl Pipe {
     }
 
     fn full(&self, st: &State) -> bool {
-        self.hwm != 0 && st.queue.len() >= self.hwm
+        let hwm = self.hwm.load(Ordering::Relaxed);
+        hwm != 0 && st.queue.len() >= hwm
+    }
+
+    /// Changes the high-water mark; a raised mark wakes a writer waiting for room.
+    pub fn set_hwm(&self, hwm: usize) {
+        let was_full = {
+            let st = self.lock();
+            let was_full = self.full(&st);
+            self.hwm.store(hwm, Ordering::Relaxed);
+            was_full && !self.full(&st)
+        };
+        if was_full {
+            self.on_writable.wake();
+        }
     }
 
     pub fn try_push(&self, msg: Message) -> Result<(), PushError> {

@@ -476,3 +476,31 @@ async fn unbind_drops_the_connections_accepted_through_that_endpoint() {
     assert_eq!(recv(&pull).await, msg(&[b"c"]));
     pull.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inproc_connect_before_bind_takes_the_binders_high_water_mark() {
+    for connect_first in [false, true] {
+        let name = unique("inproc");
+        let push = sock_with(SocketType::Push, |o| {
+            o.send_high_water_mark = 1;
+            o.send_timeout = 0;
+        });
+        let pull = sock_with(SocketType::Pull, |o| o.receive_high_water_mark = 1);
+        if connect_first {
+            pull.connect(&name).unwrap();
+            push.bind(&name).await.unwrap();
+        } else {
+            push.bind(&name).await.unwrap();
+            pull.connect(&name).unwrap();
+        }
+        let mut queued = 0;
+        while push.send(msg(&[b"x"])).await.is_ok() {
+            queued += 1;
+            assert!(queued < 100, "no high-water mark");
+        }
+        // libzmq sums both marks for inproc, whichever side came first.
+        assert_eq!(queued, 2, "connect_first = {connect_first}");
+        push.close().await;
+        pull.close().await;
+    }
+}
