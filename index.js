@@ -361,6 +361,28 @@ class Socket {
     return this._closing
   }
 
+  /** Queues a waiting send or receive with its timeout, and arms the wake-up it needs. */
+  _enqueue(queue, entry, timeout, what, bit) {
+    if (timeout > 0) {
+      entry.timer = setTimeout(() => {
+        if (this._dequeue(queue, entry)) entry.reject(codedError('EAGAIN', `Socket ${what} timed out after ${timeout} ms`))
+      }, timeout)
+    }
+    queue.push(entry)
+    this._updateRef()
+    this._arm(bit)
+  }
+
+  /** Takes a waiting entry out of its queue (timeout or cancel); false if it was already served. */
+  _dequeue(queue, entry) {
+    const i = queue.indexOf(entry)
+    if (i < 0) return false
+    queue.splice(i, 1)
+    clearTimeout(entry.timer)
+    this._updateRef()
+    return true
+  }
+
   _arm(bits) {
     if (this._native.closed) return
     const ready = this._native.arm(bits)
@@ -426,18 +448,7 @@ class Push extends Socket {
     }
     return new Promise((resolve, reject) => {
       const entry = { frames, resolve, reject, timer: null }
-      const timeout = this._opts.sendTimeout
-      if (timeout > 0) {
-        entry.timer = setTimeout(() => {
-          const i = this._sendQueue.indexOf(entry)
-          if (i >= 0) this._sendQueue.splice(i, 1)
-          this._updateRef()
-          reject(codedError('EAGAIN', `Socket send timed out after ${timeout} ms`))
-        }, timeout)
-      }
-      this._sendQueue.push(entry)
-      this._updateRef()
-      this._arm(WRITABLE)
+      this._enqueue(this._sendQueue, entry, this._opts.sendTimeout, 'send', WRITABLE)
     })
   }
 
@@ -523,28 +534,9 @@ class Pull extends Socket {
     let entry
     const promise = new Promise((resolve, reject) => {
       entry = { resolve, reject, timer: null }
-      const timeout = this._opts.receiveTimeout
-      if (timeout > 0) {
-        entry.timer = setTimeout(() => {
-          const i = this._recvQueue.indexOf(entry)
-          if (i >= 0) this._recvQueue.splice(i, 1)
-          this._updateRef()
-          reject(codedError('EAGAIN', `Socket receive timed out after ${timeout} ms`))
-        }, timeout)
-      }
-      this._recvQueue.push(entry)
-      this._updateRef()
-      this._arm(READABLE)
+      this._enqueue(this._recvQueue, entry, this._opts.receiveTimeout, 'receive', READABLE)
     })
-    const cancel = () => {
-      const i = this._recvQueue.indexOf(entry)
-      if (i < 0) return false
-      this._recvQueue.splice(i, 1)
-      clearTimeout(entry.timer)
-      this._updateRef()
-      return true
-    }
-    return { promise, cancel }
+    return { promise, cancel: () => this._dequeue(this._recvQueue, entry) }
   }
 
   _drainReceives() {
