@@ -5,9 +5,10 @@ import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { existsSync, rmSync } from "node:fs";
 import * as net from "node:net";
-import { after, afterEach, before, describe, it } from "node:test";
+import { after, before, describe, it } from "node:test";
 
 import { Pull, Push } from "zeropipe";
+import { trackSockets } from "./helpers/sockets";
 
 const T = { timeout: 20_000 };
 
@@ -34,19 +35,7 @@ after(async () => {
   await Promise.all([goodPush.close(), goodPull.close()]);
 });
 
-const open: (Push | Pull)[] = [];
-function track<S extends Push | Pull>(s: S): S {
-  open.push(s);
-  return s;
-}
-afterEach(async () => {
-  await Promise.all(
-    open.splice(0).map((s) => {
-      s.linger = 0;
-      return s.close();
-    }),
-  );
-});
+const { track } = trackSockets();
 
 /** Checks an error's class, `code`, and that its message names `mentions`. */
 function matches(cls: new (...args: any[]) => Error, code: string | undefined, mentions?: string | RegExp) {

@@ -2,11 +2,11 @@
 // connections, retries, handshakes (good and bad), unbinds and close.
 
 import assert from "node:assert/strict";
-import * as net from "node:net";
-import { afterEach, describe, it } from "node:test";
+import { describe, it } from "node:test";
 
-import { Pull, Push, type EventType, type PullOptions, type PushOptions, type SocketEvent } from "zeropipe";
+import { Pull, Push, type EventType, type PushOptions, type SocketEvent } from "zeropipe";
 import { RawClient, portOf } from "./helpers/raw-zmtp";
+import { freePort, trackSockets } from "./helpers/sockets";
 
 type Proto = "tcp" | "ipc" | "inproc";
 type Sock = Push | Pull;
@@ -14,22 +14,10 @@ type Sock = Push | Pull;
 const T = { timeout: 30_000 };
 
 let counter = 0;
-const open: Sock[] = [];
-
-function push(options?: PushOptions): Push {
-  const s = new Push({ linger: 0, ...options });
-  open.push(s);
-  return s;
-}
-function pull(options?: PullOptions): Pull {
-  const s = new Pull(options);
-  open.push(s);
-  return s;
-}
-
-afterEach(async () => {
-  await Promise.all(open.splice(0).map((s) => s.close()));
-});
+const tracked = trackSockets();
+// linger 0 up front: tests here close sockets themselves and must not wait for flushes.
+const push = (options?: PushOptions): Push => tracked.push({ linger: 0, ...options });
+const pull = tracked.pull;
 
 function bindAddress(proto: Proto): string {
   counter++;
@@ -81,11 +69,7 @@ function record(sock: Sock): SocketEvent[] {
 /** An address nobody listens on (and nobody will, during the test). */
 async function deadAddress(proto: "tcp" | "ipc"): Promise<string> {
   if (proto === "ipc") return `ipc:///tmp/zeropipe-events-nobody-${process.pid}-${++counter}.sock`;
-  const srv = net.createServer();
-  await new Promise<void>((r) => srv.listen(0, "127.0.0.1", r));
-  const port = (srv.address() as net.AddressInfo).port;
-  await new Promise((r) => srv.close(r));
-  return `tcp://127.0.0.1:${port}`;
+  return `tcp://127.0.0.1:${await freePort()}`;
 }
 
 for (const proto of ["tcp", "ipc", "inproc"] as const) {

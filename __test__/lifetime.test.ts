@@ -4,12 +4,12 @@
 
 import assert from "node:assert/strict";
 import { spawn, type ChildProcess } from "node:child_process";
-import * as net from "node:net";
 import * as path from "node:path";
 import { createInterface } from "node:readline";
 import { after, describe, it } from "node:test";
 
 import { Pull, Push } from "zeropipe";
+import { freePort } from "./helpers/sockets";
 
 const T = { timeout: 60_000 };
 const FIXTURES = path.join(__dirname, "fixtures");
@@ -97,14 +97,6 @@ async function exitsByItself(f: Fixture, what: string) {
 async function kill(f: Fixture, signal: NodeJS.Signals = "SIGKILL") {
   f.child.kill(signal);
   return f.exited;
-}
-
-async function freePort(): Promise<number> {
-  const srv = net.createServer();
-  await new Promise<void>((r) => srv.listen(0, "127.0.0.1", r));
-  const port = (srv.address() as net.AddressInfo).port;
-  await new Promise((r) => srv.close(r));
-  return port;
 }
 
 describe("what keeps the process alive", () => {

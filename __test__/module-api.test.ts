@@ -11,24 +11,13 @@ import * as path from "node:path";
 import { afterEach, describe, it, mock } from "node:test";
 
 import { close, configure, DEFAULT_ENDPOINT, Pull, pull, push } from "zeropipe";
+import { freePort } from "./helpers/sockets";
 
 type Proto = "tcp" | "ipc" | "inproc";
 
 const REPO = path.resolve(__dirname, "..");
 const ipcPaths: string[] = [];
 let counter = 0;
-
-/** A TCP port nobody listens on right now (the module API needs a fixed port on both sides). */
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.once("error", reject);
-    srv.listen(0, "127.0.0.1", () => {
-      const { port } = srv.address() as net.AddressInfo;
-      srv.close(() => resolve(port));
-    });
-  });
-}
 
 async function uniqueEndpoint(proto: Proto): Promise<string> {
   counter += 1;

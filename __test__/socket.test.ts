@@ -5,9 +5,10 @@ import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
 import * as net from "node:net";
-import { afterEach, describe, it } from "node:test";
+import { describe, it } from "node:test";
 
 import { Pull, Push, type PullOptions, type PushOptions } from "zeropipe";
+import { freePort, trackSockets } from "./helpers/sockets";
 
 type Proto = "tcp" | "ipc" | "inproc";
 type Sock = Push | Pull;
@@ -16,30 +17,7 @@ type Sock = Push | Pull;
 const T = { timeout: 30_000 };
 
 let counter = 0;
-const open: Sock[] = [];
-
-function push(options?: PushOptions): Push {
-  const s = new Push(options);
-  open.push(s);
-  return s;
-}
-
-function pull(options?: PullOptions): Pull {
-  const s = new Pull(options);
-  open.push(s);
-  return s;
-}
-
-// A failed test must not leave sockets behind that keep the runner alive or hold
-// addresses; linger 0 so a Push with undelivered messages does not wait 30 s.
-afterEach(async () => {
-  await Promise.all(
-    open.splice(0).map((s) => {
-      s.linger = 0;
-      return s.close();
-    }),
-  );
-});
+const { push, pull } = trackSockets();
 
 /** A fresh address to bind to; for tcp an ephemeral port (read it back from lastEndpoint). */
 function bindAddress(proto: Proto): string {
@@ -60,15 +38,6 @@ async function bindFresh(sock: Sock, proto: Proto): Promise<string> {
   const ep = sock.lastEndpoint;
   assert.ok(ep, "lastEndpoint is set after bind");
   return ep;
-}
-
-/** A tcp port nobody listens on right now (for connect-before-bind, which needs it in advance). */
-async function freePort(): Promise<number> {
-  const srv = net.createServer();
-  await new Promise<void>((resolve) => srv.listen(0, "127.0.0.1", resolve));
-  const port = (srv.address() as net.AddressInfo).port;
-  await new Promise<void>((resolve) => srv.close(() => resolve()));
-  return port;
 }
 
 /** An address known before anyone binds it. */

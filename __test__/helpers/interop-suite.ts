@@ -9,7 +9,6 @@ import { Pull, Push, type EventType, type PullOptions, type PushOptions } from "
 
 import { startPeer, uniqueIpc, uniqueTcp, type Peer, type PeerKind, type PeerMode, type PeerOptions, type PeerRole } from "./peer";
 
-type Transport = "tcp" | "ipc";
 type OurSocket = Push | Pull;
 
 // Failure guards only: every wait below normally ends on a message or an event.
