@@ -46,7 +46,6 @@ enum PipeSource {
     Fresh,
 }
 
-/// Runs an accepted connection to its end.
 /// Runs an accepted connection until it ends, the socket's connections stop, or its
 /// endpoint is unbound.
 pub(crate) async fn accepted(inner: Arc<Inner>, stream: Stream, address: String, socket: Shutdown, unbound: Shutdown) {
