@@ -284,6 +284,14 @@ async fn writer(
         while let Ok(cmd) = ctrl.try_recv() {
             codec::encode_command(&cmd, &mut out);
         }
+        // A writer that always has data never reaches the select below, yet a PULL peer
+        // only speaks when PINGed: without this its silence would trip our watchdog.
+        if let Some(h) = heartbeat.as_mut() {
+            let due = std::future::poll_fn(|cx| std::task::Poll::Ready(h.poll_tick(cx).is_ready())).await;
+            if due {
+                codec::encode_command(&Command::Ping { ttl, context: Bytes::new() }, &mut out);
+            }
+        }
         let mut taken = 0;
         if kind == SocketType::Push {
             // Byte-bounded: messages still queued outlive this connection (see pop_batch).

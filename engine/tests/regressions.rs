@@ -1,0 +1,106 @@
+//! Behaviours found broken in review, each pinned by the test that first showed it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::time::timeout;
+use zeropipe_engine::codec::{encode_command, Command, Decoded, Decoder};
+use zeropipe_engine::handshake::handshake;
+use zeropipe_engine::{EventKind, Message, Socket, SocketOptions, SocketType};
+
+fn sock_with(kind: SocketType, f: impl FnOnce(&mut SocketOptions)) -> Socket {
+    let mut o = SocketOptions::default();
+    f(&mut o);
+    Socket::new(kind, o, tokio::runtime::Handle::current()).unwrap()
+}
+
+/// A hand-driven PULL peer on an accepted connection: our own handshake code as the
+/// far side, then raw frames.
+async fn accept_raw_pull(listener: &TcpListener) -> (TcpStream, BytesMut, Decoder) {
+    let (mut stream, _) = listener.accept().await.unwrap();
+    let mut buf = BytesMut::new();
+    let mut dec = Decoder::new(-1);
+    handshake(&mut stream, SocketType::Pull, &mut buf, &mut dec)
+        .await
+        .unwrap();
+    (stream, buf, dec)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_push_that_never_runs_dry_still_sends_pings_and_keeps_its_connection() {
+    // A PULL peer sends nothing but PONGs, so a PUSH with heartbeats only hears from it
+    // after a PING. A sender that always has data queued must still PING, or its own
+    // heartbeat timeout drops a healthy connection (and the batch it was writing).
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = format!("tcp://{}", listener.local_addr().unwrap());
+    let push = Arc::new(sock_with(SocketType::Push, |o| {
+        o.heartbeat_interval = 100;
+        o.heartbeat_timeout = 400;
+    }));
+    push.enable_events();
+    push.connect(&addr).unwrap();
+    let (mut peer, mut buf, mut dec) = accept_raw_pull(&listener).await;
+
+    let producer = {
+        let push = push.clone();
+        tokio::spawn(async move {
+            let body = Bytes::from(vec![7u8; 64 * 1024]);
+            loop {
+                push.send(Message::from(vec![body.clone()])).await.unwrap();
+            }
+        })
+    };
+
+    let mut pings = 0;
+    let mut messages = 0u64;
+    let mut eof = false;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+    while tokio::time::Instant::now() < deadline {
+        loop {
+            match dec.decode(&mut buf).unwrap() {
+                Some(Decoded::Message(_)) => messages += 1,
+                Some(Decoded::Command(Command::Ping { context, .. })) => {
+                    pings += 1;
+                    let mut out = BytesMut::new();
+                    encode_command(&Command::Pong { context }, &mut out);
+                    peer.write_all(&out).await.unwrap();
+                }
+                Some(Decoded::Command(_)) => {}
+                None => break,
+            }
+        }
+        buf.reserve(64 * 1024);
+        match timeout(Duration::from_millis(100), peer.read_buf(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => {
+                eof = true;
+                break;
+            }
+            _ => {}
+        }
+    }
+    // The producer may be waiting for room that a dropped connection will not make.
+    producer.abort();
+    drop(peer);
+    let disconnects = push
+        .take_events(4096)
+        .iter()
+        .filter(|e| e.kind == EventKind::Disconnect)
+        .count();
+    assert!(
+        messages > 1000,
+        "the load never built up ({messages} messages)"
+    );
+    assert!(
+        !eof,
+        "the PUSH dropped a live peer after {pings} PINGs and {messages} messages"
+    );
+    assert_eq!(disconnects, 0);
+    assert!(
+        pings >= 5,
+        "only {pings} PINGs in 2 s at a 100 ms heartbeat"
+    );
+    push.close_now();
+}
