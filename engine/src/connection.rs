@@ -367,7 +367,7 @@ async fn writer(
 async fn watchdog(opts: &SocketOptions, live: &Liveness) -> Error {
     let ours = (opts.heartbeat_interval > 0).then(|| {
         let timeout = if opts.heartbeat_timeout > 0 { opts.heartbeat_timeout } else { opts.heartbeat_interval };
-        (opts.heartbeat_interval + timeout) as u64
+        opts.heartbeat_interval as u64 + timeout as u64
     });
     loop {
         let ttl = live.peer_ttl.load(Ordering::Relaxed);

@@ -11,10 +11,30 @@ use zeropipe_engine::codec::{encode_command, Command, Decoded, Decoder};
 use zeropipe_engine::handshake::handshake;
 use zeropipe_engine::{EventKind, Message, Socket, SocketOptions, SocketType};
 
+fn sock(kind: SocketType) -> Socket {
+    sock_with(kind, |_| {})
+}
+
 fn sock_with(kind: SocketType, f: impl FnOnce(&mut SocketOptions)) -> Socket {
     let mut o = SocketOptions::default();
     f(&mut o);
     Socket::new(kind, o, tokio::runtime::Handle::current()).unwrap()
+}
+
+fn msg(parts: &[&[u8]]) -> Message {
+    Message::from(
+        parts
+            .iter()
+            .map(|p| Bytes::copy_from_slice(p))
+            .collect::<Vec<_>>(),
+    )
+}
+
+async fn recv(s: &Socket) -> Message {
+    timeout(Duration::from_secs(5), s.recv())
+        .await
+        .expect("receive timed out")
+        .unwrap()
 }
 
 /// A hand-driven PULL peer on an accepted connection: our own handshake code as the
@@ -103,4 +123,21 @@ async fn a_push_that_never_runs_dry_still_sends_pings_and_keeps_its_connection()
         "only {pings} PINGs in 2 s at a 100 ms heartbeat"
     );
     push.close_now();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_largest_heartbeat_interval_and_timeout_do_not_break_the_connection() {
+    let pull = sock(SocketType::Pull);
+    let ep = pull.bind("tcp://127.0.0.1:*").await.unwrap();
+    let push = sock_with(SocketType::Push, |o| {
+        o.heartbeat_interval = i32::MAX;
+        o.heartbeat_timeout = i32::MAX;
+    });
+    push.connect(&ep).unwrap();
+    push.send(msg(&[b"one"])).await.unwrap();
+    assert_eq!(recv(&pull).await, msg(&[b"one"]));
+    push.send(msg(&[b"two"])).await.unwrap();
+    assert_eq!(recv(&pull).await, msg(&[b"two"]));
+    push.close().await;
+    pull.close().await;
 }
