@@ -7,7 +7,7 @@ use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::time::timeout;
-use zeropipe_engine::codec::{encode_command, Command, Decoded, Decoder};
+use zeropipe_engine::codec::{encode_command, encode_frame_header, Command, Decoded, Decoder};
 use zeropipe_engine::handshake::handshake;
 use zeropipe_engine::{EventKind, Message, Socket, SocketOptions, SocketType};
 
@@ -123,6 +123,62 @@ async fn a_push_that_never_runs_dry_still_sends_pings_and_keeps_its_connection()
         "only {pings} PINGs in 2 s at a 100 ms heartbeat"
     );
     push.close_now();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ping_between_the_frames_of_a_message_is_answered_and_the_message_kept() {
+    // libzmq queues its heartbeat PING as the next frame to encode whatever the message
+    // in progress, so a PING can sit between two frames of a multipart message.
+    let pull = sock(SocketType::Pull);
+    let ep = pull.bind("tcp://127.0.0.1:*").await.unwrap();
+    let mut peer = TcpStream::connect(ep.trim_start_matches("tcp://"))
+        .await
+        .unwrap();
+    let mut buf = BytesMut::new();
+    let mut dec = Decoder::new(-1);
+    handshake(&mut peer, SocketType::Push, &mut buf, &mut dec)
+        .await
+        .unwrap();
+    let mut out = BytesMut::new();
+    encode_frame_header(true, 4, &mut out);
+    out.extend_from_slice(b"head");
+    encode_command(
+        &Command::Ping {
+            ttl: 0,
+            context: Bytes::from_static(b"hb"),
+        },
+        &mut out,
+    );
+    encode_frame_header(false, 4, &mut out);
+    out.extend_from_slice(b"tail");
+    encode_frame_header(false, 5, &mut out);
+    out.extend_from_slice(b"after");
+    peer.write_all(&out).await.unwrap();
+
+    assert_eq!(recv(&pull).await, msg(&[b"head", b"tail"]));
+    assert_eq!(recv(&pull).await, msg(&[b"after"]));
+    let pong = timeout(Duration::from_secs(5), async {
+        loop {
+            if let Some(d) = dec.decode(&mut buf).unwrap() {
+                return d;
+            }
+            buf.reserve(4096);
+            assert_ne!(
+                peer.read_buf(&mut buf).await.unwrap(),
+                0,
+                "connection dropped"
+            );
+        }
+    })
+    .await
+    .expect("no PONG");
+    assert_eq!(
+        pong,
+        Decoded::Command(Command::Pong {
+            context: Bytes::from_static(b"hb")
+        })
+    );
+    pull.close().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
