@@ -454,7 +454,7 @@ impl Socket {
 
     /// Stops connecting to `addr` and closes that connection.
     pub fn disconnect(&self, addr: &str) -> Result<()> {
-        endpoint::parse(addr)?;
+        let ep = endpoint::parse(addr)?;
         self.inner.check_open()?;
         let entry = {
             let mut eps = lock(&self.inner.endpoints);
@@ -465,7 +465,11 @@ impl Socket {
         };
         entry.trigger.fire();
         if let Some(pipe) = entry.pipe {
-            self.inner.release_pipe(&pipe);
+            if matches!(ep, Endpoint::Inproc(_)) {
+                self.inner.leave_inproc_pipe(&pipe);
+            } else {
+                self.inner.release_pipe(&pipe);
+            }
         }
         Ok(())
     }
@@ -640,6 +644,19 @@ impl Inner {
                 }
             }
         }
+    }
+
+    /// This socket leaves an inproc pipe (disconnect), whose far end is another socket:
+    /// it closes its own end so that the peer sees it gone. A PUSH's queued messages stay
+    /// for the PULL (the pipe is its receive queue); a PULL's unread ones go back to the
+    /// PUSH at its next send (see `round_robin`). The pipe's `detached` flag is left to the
+    /// peer, which still has to take the pipe out of its own list.
+    fn leave_inproc_pipe(&self, pipe: &Arc<Pipe>) {
+        match self.kind {
+            SocketType::Push => pipe.close_writer(),
+            SocketType::Pull => pipe.close_reader(),
+        }
+        lock(&self.pipes).list.retain(|p| !Arc::ptr_eq(p, pipe));
     }
 
     fn round_robin(&self, msg: Message) -> std::result::Result<(), Message> {

@@ -1,5 +1,6 @@
 //! Behaviours found broken in review, each pinned by the test that first showed it.
 
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -10,6 +11,13 @@ use tokio::time::timeout;
 use zeropipe_engine::codec::{encode_command, encode_frame_header, Command, Decoded, Decoder};
 use zeropipe_engine::handshake::handshake;
 use zeropipe_engine::{EventKind, Message, Socket, SocketOptions, SocketType};
+
+static NEXT: AtomicU32 = AtomicU32::new(0);
+
+fn inproc() -> String {
+    let n = NEXT.fetch_add(1, Ordering::SeqCst);
+    format!("inproc://regressions-{}-{n}", std::process::id())
+}
 
 fn sock(kind: SocketType) -> Socket {
     sock_with(kind, |_| {})
@@ -178,6 +186,49 @@ async fn a_ping_between_the_frames_of_a_message_is_answered_and_the_message_kept
             context: Bytes::from_static(b"hb")
         })
     );
+    pull.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_inproc_pull_that_disconnects_gets_no_more_messages_and_loses_none() {
+    let ep = inproc();
+    let push = sock_with(SocketType::Push, |o| o.send_timeout = 2000);
+    push.bind(&ep).await.unwrap();
+    let stays = sock(SocketType::Pull);
+    let leaves = sock(SocketType::Pull);
+    stays.connect(&ep).unwrap();
+    leaves.connect(&ep).unwrap();
+    leaves.disconnect(&ep).unwrap();
+    for i in 0..10u32 {
+        push.send(msg(&[i.to_string().as_bytes()])).await.unwrap();
+    }
+    for i in 0..10u32 {
+        assert_eq!(recv(&stays).await, msg(&[i.to_string().as_bytes()]));
+    }
+    push.close().await;
+    stays.close().await;
+    leaves.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_inproc_push_that_disconnects_leaves_what_it_queued_to_the_pull() {
+    // An inproc pipe is the PULL's receive queue: what is in it was delivered.
+    let ep = inproc();
+    let pull = sock(SocketType::Pull);
+    pull.bind(&ep).await.unwrap();
+    let push = sock(SocketType::Push);
+    push.connect(&ep).unwrap();
+    for i in 0..3u32 {
+        push.send(msg(&[i.to_string().as_bytes()])).await.unwrap();
+    }
+    push.disconnect(&ep).unwrap();
+    for i in 0..3u32 {
+        assert_eq!(recv(&pull).await, msg(&[i.to_string().as_bytes()]));
+    }
+    // Nothing is left over for the PUSH to wait for at close.
+    timeout(Duration::from_secs(2), push.close())
+        .await
+        .expect("close waited for messages that were already delivered");
     pull.close().await;
 }
 
