@@ -674,6 +674,12 @@ impl Inner {
                 match pipes.list[idx].try_push(msg) {
                     Ok(()) => {
                         pipes.cursor = idx + 1;
+                        // A closed inproc peer passed on the way is released now too, or
+                        // its unread messages would wait until every other peer is full.
+                        drop(pipes);
+                        for p in &dead {
+                            self.release_pipe(p);
+                        }
                         return Ok(());
                     }
                     Err(PushError::Full(m)) => msg = m,

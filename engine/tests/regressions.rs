@@ -233,6 +233,35 @@ async fn an_inproc_push_that_disconnects_leaves_what_it_queued_to_the_pull() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_inproc_pulls_unread_messages_go_to_the_remaining_pull_when_it_closes() {
+    // The PUSH notices a closed inproc peer at its next send; what that peer never read
+    // must move to the others then, not only once every other peer is full.
+    let ep = inproc();
+    let push = sock(SocketType::Push);
+    push.bind(&ep).await.unwrap();
+    let stays = sock(SocketType::Pull);
+    let leaves = sock(SocketType::Pull);
+    stays.connect(&ep).unwrap();
+    leaves.connect(&ep).unwrap();
+    for i in 0..4u32 {
+        push.send(msg(&[i.to_string().as_bytes()])).await.unwrap();
+    }
+    leaves.close().await;
+    for i in 4..8u32 {
+        push.send(msg(&[i.to_string().as_bytes()])).await.unwrap();
+    }
+    let mut got = Vec::new();
+    for _ in 0..8 {
+        let m = recv(&stays).await;
+        got.push(String::from_utf8(m.frames()[0].to_vec()).unwrap());
+    }
+    got.sort();
+    assert_eq!(got, ["0", "1", "2", "3", "4", "5", "6", "7"]);
+    push.close().await;
+    stays.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_largest_heartbeat_interval_and_timeout_do_not_break_the_connection() {
     let pull = sock(SocketType::Pull);
     let ep = pull.bind("tcp://127.0.0.1:*").await.unwrap();
