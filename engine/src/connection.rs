@@ -101,7 +101,10 @@ pub(crate) async fn connector(
                 inner.event(EventKind::ConnectDelay, &address, None, Some(err));
             }
         }
-        if base < 0 || shutdown.is_fired() || inner.is_closed() {
+        // A closing PUSH keeps reconnecting while it lingers (as libzmq does), so what it
+        // queued for a peer that is briefly down still gets there; it stops once close()
+        // ends its connections.
+        if base < 0 || shutdown.is_fired() || conn_shutdown.is_fired() {
             return;
         }
         inner.event(EventKind::ConnectRetry, &address, Some(interval), None);

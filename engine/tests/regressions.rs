@@ -45,6 +45,12 @@ async fn recv(s: &Socket) -> Message {
         .unwrap()
 }
 
+/// A free loopback port (nothing listens on it once this returns).
+fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port()
+}
+
 /// A hand-driven PULL peer on an accepted connection: our own handshake code as the
 /// far side, then raw frames.
 async fn accept_raw_pull(listener: &TcpListener) -> (TcpStream, BytesMut, Decoder) {
@@ -259,6 +265,35 @@ async fn an_inproc_pulls_unread_messages_go_to_the_remaining_pull_when_it_closes
     assert_eq!(got, ["0", "1", "2", "3", "4", "5", "6", "7"]);
     push.close().await;
     stays.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_closing_push_keeps_reconnecting_while_it_lingers() {
+    // libzmq keeps a connecting session reconnecting during linger, so messages queued for
+    // a peer that is briefly down are delivered once it is back (zmq_ctx_term waits for it).
+    let addr = format!("tcp://127.0.0.1:{}", free_port());
+    let push = sock_with(SocketType::Push, |o| o.linger = 5000);
+    push.connect(&addr).unwrap();
+    for i in 0..3u32 {
+        push.send(msg(&[i.to_string().as_bytes()])).await.unwrap();
+    }
+    let closing = tokio::spawn(async move {
+        let started = std::time::Instant::now();
+        push.close().await;
+        started.elapsed()
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let pull = sock(SocketType::Pull);
+    pull.bind(&addr).await.unwrap();
+    for i in 0..3u32 {
+        assert_eq!(recv(&pull).await, msg(&[i.to_string().as_bytes()]));
+    }
+    let took = closing.await.unwrap();
+    assert!(
+        took < Duration::from_millis(4500),
+        "close() ran into its linger ({took:?}) instead of finishing once flushed"
+    );
+    pull.close().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
