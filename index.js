@@ -442,9 +442,10 @@ class Push extends Socket {
         return Promise.reject(nativeError(err))
       }
       if (sent) return Promise.resolve()
-      if (this._opts.sendTimeout === 0) {
-        return Promise.reject(codedError('EAGAIN', 'Socket is not writable: no peer has room (sendTimeout 0)'))
-      }
+    }
+    // Also behind earlier sends still waiting: 0 means never wait.
+    if (this._opts.sendTimeout === 0) {
+      return Promise.reject(codedError('EAGAIN', 'Socket is not writable: no peer has room (sendTimeout 0)'))
     }
     return new Promise((resolve, reject) => {
       const entry = { frames, resolve, reject, timer: null }
@@ -527,9 +528,10 @@ class Pull extends Socket {
         return { promise: Promise.reject(err), cancel() {} }
       }
       if (m !== undefined) return { promise: Promise.resolve(m), cancel() {} }
-      if (this._opts.receiveTimeout === 0) {
-        return { promise: Promise.reject(codedError('EAGAIN', 'No message available (receiveTimeout 0)')), cancel() {} }
-      }
+    }
+    // Also behind earlier receives still waiting: 0 means never wait.
+    if (this._opts.receiveTimeout === 0) {
+      return { promise: Promise.reject(codedError('EAGAIN', 'No message available (receiveTimeout 0)')), cancel() {} }
     }
     let entry
     const promise = new Promise((resolve, reject) => {
