@@ -112,7 +112,8 @@ pub(crate) async fn connector(
             _ = shutdown.wait() => return,
             _ = tokio::time::sleep(Duration::from_millis(interval)) => {}
         }
-        if opts.reconnect_max_interval > 0 {
+        // As libzmq: a maximum not above the base interval means no backoff.
+        if opts.reconnect_max_interval > base {
             interval = (interval.max(1) * 2).min(opts.reconnect_max_interval as u64);
         }
     }
