@@ -786,9 +786,13 @@ impl Inner {
             let notified = self.readiness.notify.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
+            // Orphans leave only through a pipe attached later; with accepting stopped,
+            // that is a connect made with `immediate` (the others keep their pipe attached,
+            // which would have taken the orphans already). Without one, they stay unsent.
+            let orphans_can_leave = lock(&self.endpoints).connects.iter().any(|c| c.pipe.is_none());
             let flushed = {
                 let pipes = lock(&self.pipes);
-                pipes.orphans.is_empty() && pipes.list.iter().all(|p| p.is_flushed())
+                (pipes.orphans.is_empty() || !orphans_can_leave) && pipes.list.iter().all(|p| p.is_flushed())
             };
             if flushed {
                 return;

@@ -297,6 +297,51 @@ async fn a_closing_push_keeps_reconnecting_while_it_lingers() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn closing_a_bound_push_does_not_linger_for_messages_no_peer_can_take() {
+    // What a departed peer never got waits for the next peer; once close() has stopped
+    // accepting, a bound PUSH with no connects can have no next peer, so lingering for
+    // those messages only delays close() (libzmq would have dropped them with the pipe).
+    let push = sock_with(SocketType::Push, |o| o.linger = 5000);
+    push.enable_events();
+    let ep = push.bind("tcp://127.0.0.1:*").await.unwrap();
+    let mut peer = TcpStream::connect(ep.trim_start_matches("tcp://"))
+        .await
+        .unwrap();
+    let mut buf = BytesMut::new();
+    let mut dec = Decoder::new(-1);
+    handshake(&mut peer, SocketType::Pull, &mut buf, &mut dec)
+        .await
+        .unwrap();
+    // Far more than the kernel buffers hold, and the peer never reads.
+    let big = Bytes::from(vec![1u8; 64 * 1024]);
+    for _ in 0..600 {
+        push.send(Message::from(vec![big.clone()])).await.unwrap();
+    }
+    drop(peer);
+    let gone = timeout(Duration::from_secs(5), async {
+        loop {
+            if push
+                .take_events(64)
+                .iter()
+                .any(|e| e.kind == EventKind::Disconnect)
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+    assert!(gone.is_ok(), "the peer's departure was not noticed");
+    let started = std::time::Instant::now();
+    push.close().await;
+    let took = started.elapsed();
+    assert!(
+        took < Duration::from_millis(2500),
+        "close() lingered {took:?} for messages no peer can take"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reconnect_max_interval_below_the_reconnect_interval_is_ignored() {
     // libzmq only backs off when ZMQ_RECONNECT_IVL_MAX exceeds ZMQ_RECONNECT_IVL; a
     // smaller maximum must not make retries come faster than reconnectInterval.
