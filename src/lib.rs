@@ -19,6 +19,9 @@ use napi_derive::napi;
 use tokio::runtime::Runtime;
 use zeropipe_engine as engine;
 
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// The engine's runtime, shared by every socket of the process (and every worker thread):
 /// two workers match the 2-core machines we target, leaving Node's own thread to JS.
 static RUNTIME: LazyLock<std::result::Result<Runtime, String>> = LazyLock::new(|| {
