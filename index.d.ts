@@ -28,7 +28,7 @@ export interface SocketOptions {
   reconnectInterval?: number
   /** ZMQ_RECONNECT_IVL_MAX: upper bound of the exponential reconnect backoff; 0 = no backoff. The default value is 0. */
   reconnectMaxInterval?: number
-  /** ZMQ_MAXMSGSIZE: largest whole message accepted from a peer, in bytes (frames plus 256 bytes per extra frame, about what a frame costs in memory); -1 = unlimited. A peer exceeding it is disconnected. The default value is 268435456 (256 MiB; libzmq: -1). */
+  /** ZMQ_MAXMSGSIZE: largest whole message accepted from a peer, in bytes (frames plus 512 bytes per extra frame, about what a frame costs in memory once it is a JS Buffer); -1 = unlimited. A peer exceeding it is disconnected. The default value is 268435456 (256 MiB; libzmq: -1). */
   maxMessageSize?: number
   /** ZMQ_HANDSHAKE_IVL: a connection must complete the ZMTP handshake within this; 0 = no limit. The default value is 30000. */
   handshakeInterval?: number

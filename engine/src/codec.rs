@@ -33,7 +33,7 @@ const SHORT_MAX: usize = u8::MAX as usize;
 /// Buffer in JS. At 16, a peer could make a 256 MiB-limit socket hold ~600 MB with an
 /// unfinished message of empty frames, and a finished one of 4 M empty frames (8 MB on the
 /// wire) cost Node 1.5 GB.
-pub const FRAME_OVERHEAD: u64 = 256;
+pub const FRAME_OVERHEAD: u64 = 512;
 
 /// The largest command frame body we accept. Commands (READY, PING, …) are tiny; the bound
 /// keeps a handshake from buffering unbounded data even when `maxMessageSize` is -1.
