@@ -661,43 +661,49 @@ impl Inner {
 
     fn round_robin(&self, msg: Message) -> std::result::Result<(), Message> {
         let mut msg = msg;
-        let mut dead = Vec::new();
-        {
-            let mut pipes = lock(&self.pipes);
-            let n = pipes.list.len();
-            if n == 0 || !pipes.orphans.is_empty() {
-                return Err(msg);
-            }
-            let start = pipes.cursor % n;
-            for i in 0..n {
-                let idx = (start + i) % n;
-                match pipes.list[idx].try_push(msg) {
-                    Ok(()) => {
-                        pipes.cursor = idx + 1;
-                        // A closed inproc peer passed on the way is released now too, or
-                        // its unread messages would wait until every other peer is full.
-                        drop(pipes);
-                        for p in &dead {
-                            self.release_pipe(p);
+        // Each pass either queues the message or releases at least one closed inproc peer
+        // (which leaves the list), so this ends within as many passes as there are pipes.
+        loop {
+            let mut dead = Vec::new();
+            let sent = {
+                let mut pipes = lock(&self.pipes);
+                let n = pipes.list.len();
+                if n == 0 || !pipes.orphans.is_empty() {
+                    return Err(msg);
+                }
+                let start = pipes.cursor % n;
+                let mut sent = false;
+                for i in 0..n {
+                    let idx = (start + i) % n;
+                    match pipes.list[idx].try_push(msg) {
+                        Ok(()) => {
+                            pipes.cursor = idx + 1;
+                            sent = true;
+                            msg = Message::new();
+                            break;
                         }
-                        return Ok(());
-                    }
-                    Err(PushError::Full(m)) => msg = m,
-                    Err(PushError::Closed(m)) => {
-                        dead.push(pipes.list[idx].clone());
-                        msg = m;
+                        Err(PushError::Full(m)) => msg = m,
+                        Err(PushError::Closed(m)) => {
+                            dead.push(pipes.list[idx].clone());
+                            msg = m;
+                        }
                     }
                 }
+                sent
+            };
+            // A closed inproc peer passed on the way is released now, even when another
+            // peer took the message, or its unread messages would wait until every other
+            // peer is full.
+            for p in &dead {
+                self.release_pipe(p);
+            }
+            if sent {
+                return Ok(());
+            }
+            if dead.is_empty() {
+                return Err(msg);
             }
         }
-        if dead.is_empty() {
-            return Err(msg);
-        }
-        // An inproc peer closed: its unread messages go to the others, then try again.
-        for p in &dead {
-            self.release_pipe(p);
-        }
-        self.round_robin(msg)
     }
 
     fn fair_queue(&self, out: &mut Vec<Message>, max: usize) -> usize {
