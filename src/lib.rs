@@ -11,7 +11,8 @@
 
 #![deny(clippy::unwrap_used)]
 
-use std::sync::{Arc, LazyLock};
+use std::collections::HashMap;
+use std::sync::{Arc, LazyLock, Mutex, MutexGuard, Weak};
 
 use napi::bindgen_prelude::*;
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
@@ -93,6 +94,47 @@ fn set_tsfn_ref(env: &Env, tsfn: &WakerFn, referenced: bool) -> Result<()> {
     } else {
         Err(Error::new(Status::GenericFailure, "EIO: cannot change the waker's reference".to_string()))
     }
+}
+
+/// The sockets of each live N-API environment (main thread or worker), by env address.
+/// One cleanup hook per environment closes them when it ends: a worker thread that ends
+/// must not leave its sockets' connections behind. (A hook per socket could never be
+/// removed safely, so each socket ever created would have leaked one.)
+static ENV_SOCKETS: LazyLock<Mutex<HashMap<usize, Vec<Weak<engine::Socket>>>>> =
+    LazyLock::new(|| Mutex::new(HashMap::new()));
+
+fn env_sockets() -> MutexGuard<'static, HashMap<usize, Vec<Weak<engine::Socket>>>> {
+    ENV_SOCKETS.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn close_with_env(env: &Env, socket: &Arc<engine::Socket>) -> Result<()> {
+    let key = env.raw() as usize;
+    let weak = Arc::downgrade(socket);
+    {
+        let mut map = env_sockets();
+        if let Some(list) = map.get_mut(&key) {
+            // Forget collected sockets now and then, so the list tracks live ones.
+            if list.len() >= 64 && list.len().is_power_of_two() {
+                list.retain(|w| w.strong_count() > 0);
+            }
+            list.push(weak);
+            return Ok(());
+        }
+        map.insert(key, vec![weak]);
+    }
+    let hooked = env.add_env_cleanup_hook(key, |key| {
+        let sockets = env_sockets().remove(&key).unwrap_or_default();
+        for s in sockets.iter().filter_map(Weak::upgrade) {
+            s.set_waker(None);
+            s.close_now();
+        }
+    });
+    if let Err(e) = hooked {
+        // Without its hook the entry would never be cleaned up; the next socket retries.
+        env_sockets().remove(&key);
+        return Err(e);
+    }
+    Ok(())
 }
 
 /// Socket options as passed from JS; every field is required here because the JS layer
@@ -193,14 +235,7 @@ impl NativeSocket {
         socket.set_waker(Some(Arc::new(move |bits| {
             tsfn.call(bits, ThreadsafeFunctionCallMode::NonBlocking);
         })));
-        // A worker thread that ends must not leave its sockets' connections behind.
-        let weak = Arc::downgrade(&socket);
-        env.add_env_cleanup_hook(weak, |w| {
-            if let Some(s) = w.upgrade() {
-                s.set_waker(None);
-                s.close_now();
-            }
-        })?;
+        close_with_env(&env, &socket)?;
         Ok(NativeSocket { socket, waker: Some(waker) })
     }
 
