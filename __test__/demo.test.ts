@@ -4,42 +4,26 @@
 // default endpoint itself is exercised in article.test.ts, which owns that port.
 
 import assert from "node:assert/strict";
-import { existsSync, unlinkSync } from "node:fs";
 import { afterEach, describe, it } from "node:test";
 
 import {
   assertArticleOutput,
   delay,
-  freePort,
   runScript,
   runTs,
   type ScriptRun,
 } from "./fixtures/module-scripts";
+import { fixedEndpoints } from "./helpers/sockets";
 
-type Proto = "tcp" | "ipc" | "inproc";
 
-let counter = 0;
-const ipcPaths: string[] = [];
 
-async function uniqueEndpoint(proto: Proto): Promise<string> {
-  counter += 1;
-  if (proto === "tcp") return `tcp://127.0.0.1:${await freePort()}`;
-  if (proto === "ipc") {
-    const p = `/tmp/zeropipe-test-demo-${process.pid}-${counter}.sock`;
-    ipcPaths.push(p);
-    return `ipc://${p}`;
-  }
-  return `inproc://demo-${counter}`;
-}
+const uniqueEndpoint = fixedEndpoints("demo");
 
 const runs: ScriptRun[] = [];
 
 // A failed assertion must not leave a script (which never exits by itself) running.
 afterEach(async () => {
   await Promise.all(runs.splice(0).map((r) => r.kill()));
-  for (const p of ipcPaths.splice(0)) {
-    if (existsSync(p)) unlinkSync(p);
-  }
 });
 
 describe("examples/usage.ts (the article's usage on the module API)", () => {

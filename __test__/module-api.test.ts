@@ -5,30 +5,17 @@
 
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { existsSync, unlinkSync } from "node:fs";
 import * as net from "node:net";
 import * as path from "node:path";
 import { afterEach, describe, it, mock } from "node:test";
 
 import { close, configure, DEFAULT_ENDPOINT, Pull, pull, push } from "zeropipe";
-import { freePort } from "./helpers/sockets";
+import { fixedEndpoints } from "./helpers/sockets";
 
-type Proto = "tcp" | "ipc" | "inproc";
 
 const REPO = path.resolve(__dirname, "..");
-const ipcPaths: string[] = [];
-let counter = 0;
 
-async function uniqueEndpoint(proto: Proto): Promise<string> {
-  counter += 1;
-  if (proto === "tcp") return `tcp://127.0.0.1:${await freePort()}`;
-  if (proto === "ipc") {
-    const p = `/tmp/zeropipe-test-module-${process.pid}-${counter}.sock`;
-    ipcPaths.push(p);
-    return `ipc://${p}`;
-  }
-  return `inproc://module-api-${process.pid}-${counter}`;
-}
+const uniqueEndpoint = fixedEndpoints("module");
 
 const delay = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
@@ -69,9 +56,6 @@ async function until(cond: () => boolean, ms: number, what: string): Promise<voi
 // A failed assertion must not leave module sockets behind for the next test.
 afterEach(async () => {
   await close();
-  for (const p of ipcPaths.splice(0)) {
-    if (existsSync(p)) unlinkSync(p);
-  }
 });
 
 describe("module push()/pull()", () => {

@@ -1,5 +1,6 @@
 // Shared by the test files: sockets closed after every test, and free TCP ports.
 
+import { existsSync, unlinkSync } from "node:fs";
 import * as net from "node:net";
 import { afterEach } from "node:test";
 
@@ -41,4 +42,31 @@ export function freePort(): Promise<number> {
       srv.close(() => resolve(port));
     });
   });
+}
+
+export type Proto = "tcp" | "ipc" | "inproc";
+
+/**
+ * Addresses known before anyone binds them (the module API and the example scripts need the
+ * same address on both sides): a free tcp port, an ipc path (its file removed after each
+ * test, since a killed script cannot remove it), or an inproc name. `tag` keeps files apart.
+ */
+export function fixedEndpoints(tag: string): (proto: Proto) => Promise<string> {
+  const ipcPaths: string[] = [];
+  let counter = 0;
+  afterEach(() => {
+    for (const p of ipcPaths.splice(0)) {
+      if (existsSync(p)) unlinkSync(p);
+    }
+  });
+  return async (proto) => {
+    counter += 1;
+    if (proto === "tcp") return `tcp://127.0.0.1:${await freePort()}`;
+    if (proto === "ipc") {
+      const p = `/tmp/zeropipe-test-${tag}-${process.pid}-${counter}.sock`;
+      ipcPaths.push(p);
+      return `ipc://${p}`;
+    }
+    return `inproc://${tag}-${process.pid}-${counter}`;
+  };
 }
