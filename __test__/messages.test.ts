@@ -4,6 +4,7 @@
 
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
+import * as v8 from "node:v8";
 import * as vm from "node:vm";
 
 import { Pull, Push, type MessageLike } from "zeropipe";
@@ -221,4 +222,47 @@ describe("invalid messages", () => {
       await Promise.all([p.close(), q.close()]);
     }
   });
+});
+
+// Frames of 64 KiB and more are sent without a copy: the queued message holds the sender's
+// buffer. It must stay valid when the sender drops every reference and the GC runs.
+describe("large frames sent without a copy", () => {
+  v8.setFlagsFromString("--expose-gc");
+  const gc = vm.runInNewContext("gc") as () => void;
+
+  for (const proto of ["tcp", "ipc", "inproc"] as const) {
+    it(`stay intact while queued after the sender dropped them and the GC ran, over ${proto}`, T, async () => {
+      const push = new Push({ linger: 0 });
+      const pull = new Pull({ receiveHighWaterMark: 2 });
+      try {
+        const address = {
+          tcp: "tcp://127.0.0.1:*",
+          ipc: `ipc:///tmp/zeropipe-messages-zc-${process.pid}.sock`,
+          inproc: `inproc://messages-zero-copy-${process.pid}`,
+        }[proto];
+        await pull.bind(address);
+        push.connect(proto === "tcp" ? pull.lastEndpoint! : address);
+        // Built in a scope of its own, so nothing here refers to the buffers afterwards.
+        await (async () => {
+          for (let i = 0; i < 12; i++) {
+            const u16 = new Uint16Array(512 * 1024).fill(0x0101 * (i + 1));
+            await push.send(i % 2 ? [Buffer.alloc(256 * 1024, i + 1), null] : u16);
+          }
+        })();
+        for (let round = 0; round < 3; round++) {
+          gc();
+          // Churn the heap so freed memory would be reused and show up as corruption.
+          Array.from({ length: 64 }, () => Buffer.alloc(1024 * 1024, 0xee));
+        }
+        for (let i = 0; i < 12; i++) {
+          const [frame, rest] = await pull.receive();
+          assert.equal(frame!.length, i % 2 ? 256 * 1024 : 1024 * 1024, `size of message ${i}`);
+          assert.ok(frame!.every((b) => b === i + 1), `message ${i} changed while queued`);
+          if (i % 2) assert.equal(rest!.length, 0);
+        }
+      } finally {
+        await Promise.all([push.close(), pull.close()]);
+      }
+    });
+  }
 });

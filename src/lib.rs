@@ -46,23 +46,39 @@ fn js_error(e: engine::Error) -> Error {
     Error::new(Status::GenericFailure, format!("{}: {}", e.code.as_str(), e.message))
 }
 
-/// The one conversion of JS frames: the JS layer has already normalised every
-/// `MessageLike` to a string or a `Uint8Array` view.
-fn frame_from_js(frame: Either<String, Uint8Array>) -> bytes::Bytes {
-    match frame {
-        Either::A(s) => bytes::Bytes::from(s.into_bytes()),
-        Either::B(b) => bytes::Bytes::copy_from_slice(&b),
+/// Frames at least this large cross the boundary without a copy, both ways (pyzmq's
+/// default `copy_threshold`; below it a copy is cheaper than the bookkeeping).
+const ZERO_COPY_MIN: usize = 64 * 1024;
+
+/// A JS buffer kept alive by the message that carries its bytes.
+struct JsBytes(Uint8Array);
+
+impl AsRef<[u8]> for JsBytes {
+    fn as_ref(&self) -> &[u8] {
+        &self.0
     }
 }
 
-/// Frames at least this large are handed to JS without a copy.
-const EXTERNAL_MIN: usize = 64 * 1024;
+// SAFETY: the bytes are only read, and napi-rs makes dropping a `Uint8Array` on another
+// thread safe: the reference is released through the owning environment's thread.
+unsafe impl Send for JsBytes {}
+
+/// The one conversion of JS frames: the JS layer has already normalised every
+/// `MessageLike` to a string or a `Uint8Array` view. Large views are referenced, not
+/// copied, as zeromq.js and pyzmq do: such a buffer must not be modified until sent.
+fn frame_from_js(frame: Either<String, Uint8Array>) -> bytes::Bytes {
+    match frame {
+        Either::A(s) => bytes::Bytes::from(s.into_bytes()),
+        Either::B(b) if b.len() >= ZERO_COPY_MIN => bytes::Bytes::from_owner(JsBytes(b)),
+        Either::B(b) => bytes::Bytes::copy_from_slice(&b),
+    }
+}
 
 /// The one conversion of received frames. Small frames are copied (cheaper than an external
 /// buffer's bookkeeping); large ones become external Buffers over the received bytes, which
 /// the frame's `Bytes` keeps alive until JS collects the Buffer.
 fn frame_to_js<'env>(env: &'env Env, frame: &bytes::Bytes) -> Result<BufferSlice<'env>> {
-    if frame.len() >= EXTERNAL_MIN {
+    if frame.len() >= ZERO_COPY_MIN {
         let owned = frame.clone();
         let ptr = owned.as_ptr() as *mut u8;
         // SAFETY: `owned` keeps the memory alive until the finalizer drops it; the range is
