@@ -13,9 +13,10 @@ export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-was
 export declare class NativeSocket {
   /**
    * Creates a socket of `kind` ("push" or "pull"). `waker(bits)` is called on the JS
-   * thread when a readiness bit armed with `arm()` becomes true.
+   * thread when a readiness bit armed with `arm()` becomes true. `mainThread`: whether
+   * this is Node's main thread, whose large buffers may be sent without a copy.
    */
-  constructor(kind: string, options: NativeOptions, waker: WakerFn)
+  constructor(kind: string, options: NativeOptions, waker: WakerFn, mainThread: boolean)
   /** Replaces the socket options (applied to connections made from now on). */
   setOptions(options: NativeOptions): void
   /** Binds; resolves to the resolved endpoint. */

@@ -5,6 +5,7 @@
 // with `code` (one place: nativeError), and queueing promises in call order so that a
 // message costs one synchronous native call instead of one promise round trip.
 
+const { isMainThread } = require('node:worker_threads')
 const { NativeSocket } = require('./binding.js')
 
 const READABLE = 1
@@ -267,7 +268,7 @@ class Socket {
         new NativeSocket(kind, opts, (bits) => {
           const sock = self.deref()
           if (sock) sock._wake(bits)
-        }),
+        }, isMainThread),
     )
     for (const name of Object.keys(OPTIONS)) {
       if (!appliesTo(owner, name)) continue

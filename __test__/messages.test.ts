@@ -4,7 +4,10 @@
 
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
+import * as path from "node:path";
 import * as v8 from "node:v8";
+import { once } from "node:events";
+import { Worker } from "node:worker_threads";
 import * as vm from "node:vm";
 
 import { Pull, Push, type MessageLike } from "zeropipe";
@@ -265,4 +268,39 @@ describe("large frames sent without a copy", () => {
       }
     });
   }
+
+  it("from a worker thread are copied, so they stay intact at an inproc peer after the worker is gone", T, async () => {
+    const address = `inproc://messages-worker-frames-${process.pid}`;
+    const pull = new Pull();
+    try {
+      await pull.bind(address);
+      const worker = new Worker(
+        `
+        const { Push } = require(${JSON.stringify(path.resolve(__dirname, "..", "index.js"))});
+        const { parentPort } = require("node:worker_threads");
+        (async () => {
+          const push = new Push({ linger: 0 });
+          push.connect(${JSON.stringify(address)});
+          for (let i = 0; i < 8; i++) await push.send(Buffer.alloc(512 * 1024, i + 1));
+          parentPort.postMessage("sent");
+        })();
+        `,
+        { eval: true },
+      );
+      await once(worker, "message");
+      // The worker's heap, and every buffer it allocated, goes away with it.
+      await worker.terminate();
+      for (let round = 0; round < 3; round++) {
+        gc();
+        Array.from({ length: 64 }, () => Buffer.alloc(1024 * 1024, 0xee));
+      }
+      for (let i = 0; i < 8; i++) {
+        const [frame] = await pull.receive();
+        assert.equal(frame!.length, 512 * 1024);
+        assert.ok(frame!.every((b) => b === i + 1), `message ${i} changed after its worker ended`);
+      }
+    } finally {
+      await pull.close();
+    }
+  });
 });

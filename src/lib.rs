@@ -66,10 +66,13 @@ unsafe impl Send for JsBytes {}
 /// The one conversion of JS frames: the JS layer has already normalised every
 /// `MessageLike` to a string or a `Uint8Array` view. Large views are referenced, not
 /// copied, as zeromq.js and pyzmq do: such a buffer must not be modified until sent.
-fn frame_from_js(frame: Either<String, Uint8Array>) -> bytes::Bytes {
+///
+/// Only the main thread's buffers are referenced: a worker's die with the worker, while an
+/// inproc peer on another thread may still be reading them.
+fn frame_from_js(frame: Either<String, Uint8Array>, zero_copy: bool) -> bytes::Bytes {
     match frame {
         Either::A(s) => bytes::Bytes::from(s.into_bytes()),
-        Either::B(b) if b.len() >= ZERO_COPY_MIN => bytes::Bytes::from_owner(JsBytes(b)),
+        Either::B(b) if zero_copy && b.len() >= ZERO_COPY_MIN => bytes::Bytes::from_owner(JsBytes(b)),
         Either::B(b) => bytes::Bytes::copy_from_slice(&b),
     }
 }
@@ -227,6 +230,8 @@ pub struct NativeEvent {
 #[napi]
 pub struct NativeSocket {
     socket: Arc<engine::Socket>,
+    /// Large frames may be sent without a copy (main thread only, see `frame_from_js`).
+    zero_copy: bool,
     /// Released at close: the callback holds the JS socket, so keeping it would pin every
     /// closed socket in memory.
     waker: Option<Arc<WakerFn>>,
@@ -235,9 +240,10 @@ pub struct NativeSocket {
 #[napi]
 impl NativeSocket {
     /// Creates a socket of `kind` ("push" or "pull"). `waker(bits)` is called on the JS
-    /// thread when a readiness bit armed with `arm()` becomes true.
+    /// thread when a readiness bit armed with `arm()` becomes true. `mainThread`: whether
+    /// this is Node's main thread, whose large buffers may be sent without a copy.
     #[napi(constructor)]
-    pub fn new(env: Env, kind: String, options: NativeOptions, waker: WakerFn) -> Result<Self> {
+    pub fn new(env: Env, kind: String, options: NativeOptions, waker: WakerFn, main_thread: bool) -> Result<Self> {
         let kind = match kind.as_str() {
             "push" => engine::SocketType::Push,
             "pull" => engine::SocketType::Pull,
@@ -252,7 +258,7 @@ impl NativeSocket {
             tsfn.call(bits, ThreadsafeFunctionCallMode::NonBlocking);
         })));
         close_with_env(&env, &socket)?;
-        Ok(NativeSocket { socket, waker: Some(waker) })
+        Ok(NativeSocket { socket, zero_copy: main_thread, waker: Some(waker) })
     }
 
     /// Replaces the socket options (applied to connections made from now on).
@@ -305,7 +311,7 @@ impl NativeSocket {
     /// Queues a message if a peer has room; returns false (and queues nothing) otherwise.
     #[napi]
     pub fn try_send(&self, frames: Vec<Either<String, Uint8Array>>) -> Result<bool> {
-        let msg = engine::Message::from(frames.into_iter().map(frame_from_js).collect::<Vec<_>>());
+        let msg = engine::Message::from(frames.into_iter().map(|f| frame_from_js(f, self.zero_copy)).collect::<Vec<_>>());
         match self.socket.try_send(msg) {
             Ok(()) => Ok(true),
             Err(engine::TrySendError::Full(_)) => Ok(false),
@@ -318,7 +324,7 @@ impl NativeSocket {
     #[napi]
     pub fn try_send_one(&self, frame: Either<String, Uint8Array>) -> Result<bool> {
         let mut msg = engine::Message::with_capacity(1);
-        msg.push(frame_from_js(frame));
+        msg.push(frame_from_js(frame, self.zero_copy));
         match self.socket.try_send(msg) {
             Ok(()) => Ok(true),
             Err(engine::TrySendError::Full(_)) => Ok(false),
