@@ -47,6 +47,16 @@ async fn expect_at_zmqrs(pull: &mut zeromq::PullSocket) {
     }
 }
 
+/// Sends the run from our PUSH while zmq.rs receives and checks it, then closes ours.
+async fn deliver_ours_to_zmqrs(push: Socket, mut pull: zeromq::PullSocket) {
+    let receiver = tokio::spawn(async move {
+        expect_at_zmqrs(&mut pull).await;
+    });
+    send_from_ours(&push).await;
+    receiver.await.unwrap();
+    push.close().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn zmqrs_push_to_our_bound_pull_delivers_multipart_with_empty_frames_in_order() {
     let pull = ours(SocketType::Pull);
@@ -68,12 +78,7 @@ async fn our_push_to_a_bound_zmqrs_pull_delivers_multipart_with_empty_frames_in_
     let ep = pull.bind("tcp://127.0.0.1:0").await.unwrap().to_string();
     let push = ours(SocketType::Push);
     push.connect(&ep).unwrap();
-    let receiver = tokio::spawn(async move {
-        expect_at_zmqrs(&mut pull).await;
-    });
-    send_from_ours(&push).await;
-    receiver.await.unwrap();
-    push.close().await;
+    deliver_ours_to_zmqrs(push, pull).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -82,12 +87,7 @@ async fn our_bound_push_feeds_a_connecting_zmqrs_pull() {
     let ep = push.bind("tcp://127.0.0.1:*").await.unwrap();
     let mut pull = zeromq::PullSocket::new();
     pull.connect(&ep).await.unwrap();
-    let receiver = tokio::spawn(async move {
-        expect_at_zmqrs(&mut pull).await;
-    });
-    send_from_ours(&push).await;
-    receiver.await.unwrap();
-    push.close().await;
+    deliver_ours_to_zmqrs(push, pull).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
