@@ -254,7 +254,6 @@ class Socket {
     const opts = resolveOptions(owner, options)
     this._owner = owner
     this._opts = opts
-    this._armed = 0
     this._referenced = false
     this._closing = null
     this._observer = null

@@ -236,13 +236,7 @@ impl Pipe {
         self.on_writable.wake();
     }
 
-    pub fn is_writer_closed(&self) -> bool {
-        self.lock().writer_closed
-    }
 
-    pub fn is_reader_closed(&self) -> bool {
-        self.lock().reader_closed
-    }
 
     /// A pipe whose writer is gone and whose queue is drained will never yield again.
     pub fn is_finished(&self) -> bool {

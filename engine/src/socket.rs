@@ -216,10 +216,6 @@ impl Socket {
         ready
     }
 
-    /// Cancels interest in `bits`.
-    pub fn disarm(&self, bits: u32) {
-        self.inner.readiness.armed.fetch_and(!bits, Ordering::AcqRel);
-    }
 
     fn ready_bits(&self, bits: u32) -> u32 {
         if self.is_closed() {
