@@ -27,12 +27,25 @@ export declare class NativeSocket {
   connect(address: string): void
   /** Stops connecting to an address. */
   disconnect(address: string): void
-  /** Queues a message if a peer has room; returns false (and queues nothing) otherwise. */
-  trySend(frames: Array<string | Uint8Array>): boolean
-  /** Queues a one-frame message if a peer has room (the common case, without an array). */
-  trySendOne(frame: string | Uint8Array): boolean
-  /** Takes up to `max` received messages (each an array of Buffers); empty when none. */
-  tryReceive(max: number): Buffer[][]
+  /** How many messages the socket can take now (see `flush`); capped to fit a JS number. */
+  room(): number
+  /**
+   * Queues the messages JS accepted since the last flush, within the last reported
+   * room, and returns the room left. Small frames arrive copied into `stage` (so that
+   * a buffer reused after `send()` resolved cannot change a message); `meta` describes
+   * each message as its frame count followed by, per frame, its length in `stage`, or
+   * -1 for the next entry of `objs` (strings too long to stage, large frames).
+   */
+  flush(stage: Uint8Array, stageLen: number, meta: Int32Array, metaLen: number, objs: Array<string | Uint8Array>): number
+  /**
+   * Takes up to `max` received messages, or null when there are none. The result is
+   * `[data, ...large]`: `data` starts with little-endian u32s (the message count, then
+   * per message its frame count and each frame's length, 0xFFFFFFFF for a frame that
+   * is the next entry of `large`), followed by the small frames' bytes. One buffer per
+   * batch instead of one per frame: JS slices it, which costs far less than a native
+   * Buffer each.
+   */
+  tryReceive(max: number): Buffer[] | null
   /**
    * Asks for one waker call when any of `bits` (1 readable, 2 writable, 4 events)
    * becomes true; returns the bits already true (8 = closed).

@@ -249,6 +249,63 @@ class Observer {
 
 // ---- sockets --------------------------------------------------------------------------
 
+/**
+ * A FIFO of waiting sends or receives: O(1) at both ends however long it grows (an array's
+ * shift() is O(n), which made 100 000 un-awaited sends quadratic), and O(1) cancellation
+ * (a timed-out entry is marked and skipped, not searched for).
+ */
+class WaitQueue {
+  constructor() {
+    this._items = []
+    this._head = 0
+    this.length = 0
+  }
+
+  push(entry) {
+    this._items.push(entry)
+    this.length++
+  }
+
+  /** The oldest live entry, or undefined. */
+  peek() {
+    const items = this._items
+    while (this._head < items.length && items[this._head].cancelled) items[this._head++] = undefined
+    return this._head < items.length ? items[this._head] : undefined
+  }
+
+  shift() {
+    const entry = this.peek()
+    if (entry === undefined) return undefined
+    this._items[this._head++] = undefined
+    this.length--
+    if (this._head > 1024 && this._head * 2 > this._items.length) {
+      this._items = this._items.slice(this._head)
+      this._head = 0
+    }
+    return entry
+  }
+
+  /** Takes `entry` out if it is still waiting; false if it was already served. */
+  cancel(entry) {
+    if (entry.cancelled || entry.served) return false
+    entry.cancelled = true
+    this.length--
+    return true
+  }
+
+  /** Empties the queue, returning the live entries in order. */
+  drain() {
+    const live = []
+    for (let e = this.shift(); e !== undefined; e = this.shift()) live.push(e)
+    this._items = []
+    this._head = 0
+    return live
+  }
+}
+
+/** Every successful send resolves with this one promise: nothing to allocate per message. */
+const SENT = Promise.resolve()
+
 class Socket {
   constructor(kind, owner, options) {
     const opts = resolveOptions(owner, options)
@@ -257,10 +314,8 @@ class Socket {
     this._referenced = false
     this._closing = null
     this._observer = null
-    this._sendQueue = []
-    this._recvQueue = []
-    this._recvBuf = []
-    this._recvIdx = 0
+    this._sendQueue = new WaitQueue()
+    this._recvQueue = new WaitQueue()
     const self = new WeakRef(this)
     this._native = callNative(
       () =>
@@ -337,17 +392,19 @@ class Socket {
    */
   close() {
     if (this._closing) return this._closing
+    // Messages already accepted (their send resolved) go to the native queue first, so
+    // that linger flushes them like any other queued message.
+    this._flushAccepted()
     const err = closedError()
-    for (const s of this._sendQueue.splice(0)) {
+    for (const s of this._sendQueue.drain()) {
       clearTimeout(s.timer)
       s.reject(err)
     }
-    for (const r of this._recvQueue.splice(0)) {
+    for (const r of this._recvQueue.drain()) {
       clearTimeout(r.timer)
       r.reject(err)
     }
-    this._recvBuf = []
-    this._recvIdx = 0
+    this._dropReceived()
     this._closing = this._native.close().then(
       () => {
         if (this._observer) this._observer._drain()
@@ -361,6 +418,10 @@ class Socket {
     return this._closing
   }
 
+  _flushAccepted() {}
+
+  _dropReceived() {}
+
   /** Queues a waiting send or receive with its timeout, and arms the wake-up it needs. */
   _enqueue(queue, entry, timeout, what, bit) {
     if (timeout > 0) {
@@ -369,15 +430,16 @@ class Socket {
       }, timeout)
     }
     queue.push(entry)
-    this._updateRef()
-    this._arm(bit)
+    // Only the first waiter arms: the wake-up drains the whole queue and re-arms if needed.
+    if (queue.length === 1) {
+      this._updateRef()
+      this._arm(bit)
+    }
   }
 
   /** Takes a waiting entry out of its queue (timeout or cancel); false if it was already served. */
   _dequeue(queue, entry) {
-    const i = queue.indexOf(entry)
-    if (i < 0) return false
-    queue.splice(i, 1)
+    if (!queue.cancel(entry)) return false
     clearTimeout(entry.timer)
     this._updateRef()
     return true
@@ -409,15 +471,44 @@ class Socket {
   }
 }
 
+// Sends are accepted in JS, up to the room the native socket last reported (the free
+// slots under the peers' high-water marks), and handed to Rust in batches: one native call
+// per batch instead of one per message. A batch goes out when it is full, when the room is
+// used up, and at the latest on the next tick, so a lone message waits for nothing but the
+// code that is already running. Small frames are copied into the stage at send() (a
+// buffer reused once send() resolved must not change the message); large ones are passed
+// by reference, as before; strings are immutable and staged as UTF-8.
+
+/** Bytes of small frames staged per batch; frames of LARGE_FRAME bytes or more are referenced. */
+const STAGE_BYTES = 64 * 1024
+const LARGE_FRAME = 64 * 1024
+/** Messages per batch: big enough to amortise the native call, small enough that the I/O
+ * thread starts writing while JS is still producing. */
+const BATCH_MESSAGES = 128
+
 class Push extends Socket {
   /** @param {import('./index').PushOptions} [options] */
   constructor(options) {
     super('push', 'Push', options)
+    this._credit = 0
+    this._stage = null
+    this._stageLen = 0
+    this._meta = new Int32Array(1024)
+    this._metaLen = 0
+    this._objs = []
+    this._staged = 0
+    this._tickScheduled = false
   }
 
   /** A message can be queued now without waiting (ZMQ_EVENTS & ZMQ_POLLOUT). */
   get writable() {
-    return !this.closed && this._sendQueue.length === 0 && this._native.writable
+    if (this.closed || this._sendQueue.length > 0) return false
+    // Asked afresh rather than trusting the credit, which a departed peer may have left stale.
+    try {
+      return this._refreshCredit()
+    } catch {
+      return false
+    }
   }
 
   /**
@@ -433,41 +524,123 @@ class Push extends Socket {
     } catch (err) {
       return Promise.reject(err)
     }
-    if (this.closed) return Promise.reject(closedError())
+    if (this._closing !== null) return Promise.reject(closedError())
     if (this._sendQueue.length === 0) {
-      let sent
       try {
-        sent = frames.length === 1 ? this._native.trySendOne(frames[0]) : this._native.trySend(frames)
+        if (this._credit > 0 || this._refreshCredit()) {
+          this._accept(frames)
+          return SENT
+        }
       } catch (err) {
-        return Promise.reject(nativeError(err))
+        return Promise.reject(err)
       }
-      if (sent) return Promise.resolve()
     }
     // Also behind earlier sends still waiting: 0 means never wait.
     if (this._opts.sendTimeout === 0) {
       return Promise.reject(codedError('EAGAIN', 'Socket is not writable: no peer has room (sendTimeout 0)'))
     }
     return new Promise((resolve, reject) => {
-      const entry = { frames, resolve, reject, timer: null }
+      const entry = { frames, resolve, reject, timer: null, cancelled: false, served: false }
       this._enqueue(this._sendQueue, entry, this._opts.sendTimeout, 'send', WRITABLE)
     })
   }
 
+  /** Hands what is staged to Rust and learns the room left; true if there is some. */
+  _refreshCredit() {
+    if (this._staged > 0) this._flush()
+    else this._credit = callNative(() => this._native.room())
+    return this._credit > 0
+  }
+
+  /** Stages an accepted message (the caller checked the credit). */
+  _accept(frames) {
+    const n = frames.length
+    // What the message needs in the stage; frames that do not fit an empty stage travel
+    // as objects instead (a copy, so the copy-at-send promise still holds).
+    let need = 0
+    for (let i = 0; i < n; i++) {
+      const f = frames[i]
+      if (typeof f === 'string') {
+        if (f.length * 3 <= STAGE_BYTES >> 2) need += f.length * 3
+      } else if (f.byteLength < LARGE_FRAME) need += f.byteLength
+    }
+    const oversized = need > STAGE_BYTES
+    if (this._metaLen + n + 1 > this._meta.length || (!oversized && this._stageLen + need > STAGE_BYTES)) {
+      if (this._staged > 0) this._flush()
+      if (n + 1 > this._meta.length) this._meta = new Int32Array(n + 1)
+    }
+    if (this._stage === null) this._stage = Buffer.allocUnsafeSlow(STAGE_BYTES)
+    const stage = this._stage
+    const meta = this._meta
+    meta[this._metaLen++] = n
+    for (let i = 0; i < n; i++) {
+      const f = frames[i]
+      if (typeof f === 'string') {
+        if (!oversized && f.length * 3 <= STAGE_BYTES >> 2) {
+          const len = stage.write(f, this._stageLen)
+          this._stageLen += len
+          meta[this._metaLen++] = len
+        } else {
+          this._objs.push(f)
+          meta[this._metaLen++] = -1
+        }
+      } else if (f.byteLength >= LARGE_FRAME) {
+        this._objs.push(f)
+        meta[this._metaLen++] = -1
+      } else if (oversized) {
+        this._objs.push(f.slice())
+        meta[this._metaLen++] = -1
+      } else {
+        stage.set(f, this._stageLen)
+        this._stageLen += f.byteLength
+        meta[this._metaLen++] = f.byteLength
+      }
+    }
+    this._credit--
+    if (++this._staged >= BATCH_MESSAGES) this._flush()
+    else if (!this._tickScheduled) {
+      this._tickScheduled = true
+      process.nextTick(flushOnTick, this)
+    }
+  }
+
+  /** The one call that moves accepted messages into the native queue. */
+  _flush() {
+    const objs = this._objs
+    const stageLen = this._stageLen
+    const metaLen = this._metaLen
+    this._objs = []
+    this._stageLen = 0
+    this._metaLen = 0
+    this._staged = 0
+    this._credit = callNative(() => this._native.flush(this._stage, stageLen, this._meta, metaLen, objs))
+  }
+
+  _flushAccepted() {
+    if (this._staged === 0) return
+    try {
+      this._flush()
+    } catch {
+      // The native socket is already gone (its environment is shutting down): there is
+      // nowhere left to deliver them.
+    }
+  }
+
   _drainSends() {
     const q = this._sendQueue
-    while (q.length) {
-      const head = q[0]
-      let sent
+    for (let head = q.peek(); head !== undefined; head = q.peek()) {
       try {
-        sent = head.frames.length === 1 ? this._native.trySendOne(head.frames[0]) : this._native.trySend(head.frames)
+        if (!(this._credit > 0 || this._refreshCredit())) break
+        this._accept(head.frames)
       } catch (err) {
         q.shift()
+        head.served = true
         clearTimeout(head.timer)
-        head.reject(nativeError(err))
+        head.reject(err)
         continue
       }
-      if (!sent) break
       q.shift()
+      head.served = true
       clearTimeout(head.timer)
       head.resolve()
     }
@@ -476,45 +649,101 @@ class Push extends Socket {
   }
 }
 
+function flushOnTick(push) {
+  push._tickScheduled = false
+  if (push._closing === null) push._flushAccepted()
+}
+
+/** Frame length word of a frame that arrives as a Buffer of its own (see tryReceive). */
+const OWN_BUFFER = 0xffffffff
+
 class Pull extends Socket {
   /** @param {import('./index').PullOptions} [options] */
   constructor(options) {
     super('pull', 'Pull', options)
+    // The current receive batch (see NativeSocket.tryReceive): its buffer, the read
+    // positions in its length words and its bytes, its own-buffer frames, messages left.
+    this._rx = null
+    this._rxWord = 0
+    this._rxByte = 0
+    this._rxOwn = 0
+    this._rxLeft = 0
+    this._rxBatch = null
   }
 
   /** A message can be received now (ZMQ_EVENTS & ZMQ_POLLIN). */
   get readable() {
-    return !this.closed && (this._recvIdx < this._recvBuf.length || this._native.readable)
+    return !this.closed && (this._rxLeft > 0 || this._native.readable)
   }
 
+  _dropReceived() {
+    this._rx = null
+    this._rxBatch = null
+    this._rxLeft = 0
+  }
+
+  /** The next received message, or undefined; one native call per batch. */
   _takeBuffered() {
-    if (this._recvIdx < this._recvBuf.length) {
-      const m = this._recvBuf[this._recvIdx]
-      this._recvBuf[this._recvIdx++] = undefined
-      return m
+    if (this._rxLeft === 0) {
+      let batch
+      try {
+        batch = this._native.tryReceive(RECEIVE_BATCH)
+      } catch (err) {
+        throw nativeError(err)
+      }
+      if (batch === null) {
+        this._rx = null
+        this._rxBatch = null
+        return undefined
+      }
+      const data = batch[0]
+      this._rx = data
+      this._rxBatch = batch
+      this._rxLeft = data.readUInt32LE(0)
+      this._rxWord = 4
+      this._rxOwn = 1
+      // The frames' bytes follow the length words: count them to find where.
+      let words = 1
+      for (let i = 0; i < this._rxLeft; i++) words += 1 + data.readUInt32LE(words * 4)
+      this._rxByte = words * 4
     }
-    if (this._recvIdx) {
-      this._recvBuf = []
-      this._recvIdx = 0
+    const data = this._rx
+    const n = data.readUInt32LE(this._rxWord)
+    this._rxWord += 4
+    const msg = new Array(n)
+    for (let i = 0; i < n; i++) {
+      const len = data.readUInt32LE(this._rxWord)
+      this._rxWord += 4
+      if (len === OWN_BUFFER) {
+        msg[i] = this._rxBatch[this._rxOwn]
+        // Cleared so the batch does not keep a large frame alive once it was handed out.
+        this._rxBatch[this._rxOwn++] = undefined
+      } else {
+        msg[i] = data.subarray(this._rxByte, this._rxByte + len)
+        this._rxByte += len
+      }
     }
-    let batch
-    try {
-      batch = this._native.tryReceive(RECEIVE_BATCH)
-    } catch (err) {
-      throw nativeError(err)
+    if (--this._rxLeft === 0) {
+      this._rx = null
+      this._rxBatch = null
     }
-    if (batch.length === 0) return undefined
-    const first = batch[0]
-    // Cleared so the array does not pin a message that was handed out.
-    batch[0] = undefined
-    this._recvBuf = batch
-    this._recvIdx = 1
-    return first
+    return msg
+  }
+
+  /** A message that is already here, unless earlier receives wait; else undefined. */
+  _takeNow() {
+    return this._recvQueue.length === 0 && this._closing === null ? this._takeBuffered() : undefined
   }
 
   /** Resolves with the next message as an array of Buffers (one per frame). */
   receive() {
-    return this._receive(null).promise
+    let m
+    try {
+      m = this._takeNow()
+    } catch (err) {
+      return Promise.reject(err)
+    }
+    return m !== undefined ? Promise.resolve(m) : this._receive().promise
   }
 
   /** A receive that a JobStream can cancel without losing a message. */
@@ -535,7 +764,7 @@ class Pull extends Socket {
     }
     let entry
     const promise = new Promise((resolve, reject) => {
-      entry = { resolve, reject, timer: null }
+      entry = { resolve, reject, timer: null, cancelled: false, served: false }
       this._enqueue(this._recvQueue, entry, this._opts.receiveTimeout, 'receive', READABLE)
     })
     return { promise, cancel: () => this._dequeue(this._recvQueue, entry) }
@@ -543,18 +772,20 @@ class Pull extends Socket {
 
   _drainReceives() {
     const q = this._recvQueue
-    while (q.length) {
+    for (let w = q.peek(); w !== undefined; w = q.peek()) {
       let m
       try {
         m = this._takeBuffered()
       } catch (err) {
-        const w = q.shift()
+        q.shift()
+        w.served = true
         clearTimeout(w.timer)
         w.reject(err)
         continue
       }
       if (m === undefined) break
-      const w = q.shift()
+      q.shift()
+      w.served = true
       clearTimeout(w.timer)
       w.resolve(m)
     }
@@ -564,15 +795,25 @@ class Pull extends Socket {
 
   /** `for await (const [msg] of pull)`: ends cleanly when the socket closes. */
   [Symbol.asyncIterator]() {
+    const done = () => this.closed
     return {
-      next: () =>
-        this.receive().then(
+      next: () => {
+        // A message already here resolves the iteration directly: one promise, no chain.
+        let m
+        try {
+          m = this._takeNow()
+        } catch (err) {
+          return Promise.reject(err)
+        }
+        if (m !== undefined) return Promise.resolve({ value: m, done: false })
+        return this._receive().promise.then(
           (value) => ({ value, done: false }),
           (err) => {
-            if (this.closed && err.code === 'EBADF') return { value: undefined, done: true }
+            if (done() && err.code === 'EBADF') return { value: undefined, done: true }
             throw err
           },
-        ),
+        )
+      },
       return: () => Promise.resolve({ value: undefined, done: true }),
       [Symbol.asyncIterator]() {
         return this

@@ -23,6 +23,29 @@ use zeropipe_engine as engine;
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+// mimalloc's `mi_option_e` positions (libmimalloc-sys builds mimalloc v3 by default).
+const MI_OPTION_ARENA_EAGER_COMMIT: i32 = 4;
+const MI_OPTION_PURGE_DELAY: i32 = 15;
+
+/// Two mimalloc defaults cost us, both found with `perf` and RSS readings:
+/// - Large received frames are freed when JS collects their Buffers, and mimalloc hands
+///   freed memory back to the OS after 10 ms, so the next frames fault in fresh zeroed
+///   pages: a quarter of the I/O threads' time at 64 KiB. Keeping it for a second took
+///   64 KiB tcp from 12-18 k to 23-30 k msg/s.
+/// - Eagerly committed arenas, on machines with transparent huge pages, put whole 2 MiB
+///   pages in the RSS of every thread that allocates: 7 MiB more at rest.
+///
+/// `MIMALLOC_PURGE_DELAY` / `MIMALLOC_ARENA_EAGER_COMMIT` in the environment still win.
+#[napi_derive::module_init]
+fn tune_allocator() {
+    // SAFETY: sets plain integer options before any socket exists; mimalloc reads them when
+    // it next decides to commit or purge.
+    unsafe {
+        libmimalloc_sys::mi_option_set_default(MI_OPTION_PURGE_DELAY, 1000);
+        libmimalloc_sys::mi_option_set_default(MI_OPTION_ARENA_EAGER_COMMIT, 0);
+    }
+}
+
 /// The engine's runtime, shared by every socket of the process (and every worker thread):
 /// two workers match the 2-core machines we target, leaving Node's own thread to JS.
 static RUNTIME: LazyLock<std::result::Result<Runtime, String>> = LazyLock::new(|| {
@@ -49,6 +72,33 @@ fn js_error(e: engine::Error) -> Error {
 /// Frames at least this large cross the boundary without a copy, both ways (pyzmq's
 /// default `copy_threshold`; below it a copy is cheaper than the bookkeeping).
 const ZERO_COPY_MIN: usize = 64 * 1024;
+
+/// Receive batches stop at about this much payload: every message of a batch is a view of
+/// the batch's one buffer, so a message kept by JS keeps that much memory alive (the size of
+/// Node's own socket reads).
+const RECEIVE_BATCH_BYTES: usize = 64 * 1024;
+
+/// The length word that marks a frame passed as a Buffer of its own in `tryReceive`.
+const LARGE_FRAME: u32 = u32::MAX;
+
+/// `room()` is a JS number; 2^30 is more than any batch JS will stage.
+const ROOM_MAX: usize = 1 << 30;
+
+/// A new Node Buffer of `len` uninitialised bytes, written in place through `DerefMut` (one
+/// allocation, no copy through a Rust buffer).
+fn new_buffer<'env>(env: &'env Env, len: usize) -> Result<BufferSlice<'env>> {
+    let mut data = std::ptr::null_mut();
+    let mut value = std::ptr::null_mut();
+    // SAFETY: plain N-API calls on the current env; the Buffer is read back through
+    // `napi_get_buffer_info`, which is how napi-rs builds a `BufferSlice` over it.
+    unsafe {
+        let status = napi::sys::napi_create_buffer(env.raw(), len, &mut data, &mut value);
+        if status != napi::sys::Status::napi_ok {
+            return Err(Error::new(Status::GenericFailure, "EIO: cannot allocate a receive buffer".to_string()));
+        }
+        BufferSlice::from_napi_value(env.raw(), value)
+    }
+}
 
 /// A JS buffer kept alive by the message that carries its bytes.
 struct JsBytes(Uint8Array);
@@ -308,46 +358,112 @@ impl NativeSocket {
         self.socket.disconnect(&address).map_err(js_error)
     }
 
-    /// Queues a message if a peer has room; returns false (and queues nothing) otherwise.
+    /// How many messages the socket can take now (see `flush`); capped to fit a JS number.
     #[napi]
-    pub fn try_send(&self, frames: Vec<Either<String, Uint8Array>>) -> Result<bool> {
-        let msg = engine::Message::from(frames.into_iter().map(|f| frame_from_js(f, self.zero_copy)).collect::<Vec<_>>());
-        match self.socket.try_send(msg) {
-            Ok(()) => Ok(true),
-            Err(engine::TrySendError::Full(_)) => Ok(false),
-            Err(engine::TrySendError::Closed(_)) => Err(js_error(engine::Error::closed())),
-            Err(engine::TrySendError::Invalid(e)) => Err(js_error(e)),
-        }
+    pub fn room(&self) -> u32 {
+        self.socket.room().min(ROOM_MAX) as u32
     }
 
-    /// Queues a one-frame message if a peer has room (the common case, without an array).
+    /// Queues the messages JS accepted since the last flush, within the last reported
+    /// room, and returns the room left. Small frames arrive copied into `stage` (so that
+    /// a buffer reused after `send()` resolved cannot change a message); `meta` describes
+    /// each message as its frame count followed by, per frame, its length in `stage`, or
+    /// -1 for the next entry of `objs` (strings too long to stage, large frames).
     #[napi]
-    pub fn try_send_one(&self, frame: Either<String, Uint8Array>) -> Result<bool> {
-        let mut msg = engine::Message::with_capacity(1);
-        msg.push(frame_from_js(frame, self.zero_copy));
-        match self.socket.try_send(msg) {
-            Ok(()) => Ok(true),
-            Err(engine::TrySendError::Full(_)) => Ok(false),
-            Err(engine::TrySendError::Closed(_)) => Err(js_error(engine::Error::closed())),
-            Err(engine::TrySendError::Invalid(e)) => Err(js_error(e)),
-        }
-    }
-
-    /// Takes up to `max` received messages (each an array of Buffers); empty when none.
-    #[napi(ts_return_type = "Buffer[][]")]
-    pub fn try_receive<'env>(&self, env: &'env Env, max: u32) -> Result<Array<'env>> {
-        let mut msgs = Vec::new();
-        self.socket.try_recv_batch(&mut msgs, max.max(1) as usize).map_err(js_error)?;
-        let mut out = env.create_array(msgs.len() as u32)?;
-        for (i, m) in msgs.into_iter().enumerate() {
-            let frames = m.frames();
-            let mut arr = env.create_array(frames.len() as u32)?;
-            for (j, f) in frames.iter().enumerate() {
-                arr.set(j as u32, frame_to_js(env, f)?)?;
+    pub fn flush(
+        &self,
+        stage: &[u8],
+        stage_len: u32,
+        meta: &[i32],
+        meta_len: u32,
+        objs: Vec<Either<String, Uint8Array>>,
+    ) -> Result<u32> {
+        let bad = || js_error(engine::Error::new(engine::Code::Inval, "malformed send batch"));
+        let staged = stage.get(..stage_len as usize).ok_or_else(bad)?;
+        let meta = meta.get(..meta_len as usize).ok_or_else(bad)?;
+        // One allocation for the whole batch: each frame is a slice of it.
+        let data = bytes::Bytes::copy_from_slice(staged);
+        let mut objs = objs.into_iter();
+        let (mut i, mut off) = (0usize, 0usize);
+        while i < meta.len() {
+            let frames = usize::try_from(meta[i]).map_err(|_| bad())?;
+            i += 1;
+            let lens = meta.get(i..i + frames).ok_or_else(bad)?;
+            i += frames;
+            let mut msg = engine::Message::with_capacity(frames);
+            for &len in lens {
+                if len >= 0 {
+                    let end = off + len as usize;
+                    if end > data.len() {
+                        return Err(bad());
+                    }
+                    msg.push(data.slice(off..end));
+                    off = end;
+                } else {
+                    msg.push(frame_from_js(objs.next().ok_or_else(bad)?, self.zero_copy));
+                }
             }
-            out.set(i as u32, arr)?;
+            self.socket.send_accepted(msg).map_err(js_error)?;
         }
-        Ok(out)
+        Ok(self.room())
+    }
+
+    /// Takes up to `max` received messages, or null when there are none. The result is
+    /// `[data, ...large]`: `data` starts with little-endian u32s (the message count, then
+    /// per message its frame count and each frame's length, 0xFFFFFFFF for a frame that
+    /// is the next entry of `large`), followed by the small frames' bytes. One buffer per
+    /// batch instead of one per frame: JS slices it, which costs far less than a native
+    /// Buffer each.
+    #[napi(ts_return_type = "Buffer[] | null")]
+    pub fn try_receive<'env>(&self, env: &'env Env, max: u32) -> Result<Option<Array<'env>>> {
+        let mut msgs = Vec::new();
+        self.socket
+            .try_recv_batch_bytes(&mut msgs, max.max(1) as usize, RECEIVE_BATCH_BYTES)
+            .map_err(js_error)?;
+        if msgs.is_empty() {
+            return Ok(None);
+        }
+        let (mut words, mut small, mut large) = (1usize, 0usize, 0usize);
+        for m in &msgs {
+            words += 1 + m.len();
+            for f in m.frames() {
+                if f.len() >= ZERO_COPY_MIN {
+                    large += 1;
+                } else {
+                    small += f.len();
+                }
+            }
+        }
+        let mut out = env.create_array((1 + large) as u32)?;
+        let mut data = new_buffer(env, words * 4 + small)?;
+        let mut next_large = 1u32;
+        {
+            let (head, body) = data.split_at_mut(words * 4);
+            let mut w = head.chunks_exact_mut(4);
+            let mut put = |v: u32| {
+                if let Some(slot) = w.next() {
+                    slot.copy_from_slice(&v.to_le_bytes());
+                }
+            };
+            put(msgs.len() as u32);
+            let mut off = 0;
+            for m in &msgs {
+                put(m.len() as u32);
+                for f in m.frames() {
+                    if f.len() >= ZERO_COPY_MIN {
+                        put(LARGE_FRAME);
+                        out.set(next_large, frame_to_js(env, f)?)?;
+                        next_large += 1;
+                    } else {
+                        put(f.len() as u32);
+                        body[off..off + f.len()].copy_from_slice(f);
+                        off += f.len();
+                    }
+                }
+            }
+        }
+        out.set(0, data)?;
+        Ok(Some(out))
     }
 
     /// Asks for one waker call when any of `bits` (1 readable, 2 writable, 4 events)

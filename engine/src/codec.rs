@@ -20,6 +20,8 @@ const FLAGS_RESERVED: u8 = !(FLAG_MORE | FLAG_LONG | FLAG_COMMAND);
 
 const SHORT_HEADER_LEN: usize = 2;
 const LONG_HEADER_LEN: usize = 9;
+/// The longest frame header (flags and an 8-byte size), for readers sizing their buffer.
+pub const MAX_HEADER_LEN: usize = LONG_HEADER_LEN;
 /// The largest body a short (1-byte size) header can describe; libzmq switches to LONG above it.
 const SHORT_MAX: usize = u8::MAX as usize;
 

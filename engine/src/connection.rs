@@ -25,9 +25,11 @@ use crate::shutdown::Shutdown;
 use crate::socket::Inner;
 use crate::transport::{self, Stream};
 
-/// Bytes we try to read at once; bounded so a huge declared frame never means a huge
-/// allocation — the buffer grows only with bytes that really arrived.
+/// The smallest read: many small messages per syscall. Each read's buffer is shared by the
+/// messages decoded from it, until they are all delivered.
 const READ_CHUNK: usize = 64 * 1024;
+/// The largest body reserved in one go from its declared size alone (see `reader`).
+const BODY_RESERVE_MAX: usize = 4 << 20;
 /// Frames at least this large are written straight from their `Bytes`, not copied into
 /// the write buffer.
 const ZERO_COPY_MIN: usize = 32 * 1024;
@@ -217,7 +219,6 @@ async fn reader(
 ) -> Result<()> {
     loop {
         while let Some(item) = decoder.decode(&mut buf)? {
-            live.touch();
             match item {
                 Decoded::Message(msg) => {
                     if kind == SocketType::Pull {
@@ -234,20 +235,26 @@ async fn reader(
                     Command::Error(reason) => {
                         return Err(Error::new(Code::Proto, format!("peer sent ERROR: {reason}")));
                     }
-                    // PONG only proves liveness (touch above); unknown commands are ignored
+                    // PONG only proves liveness (the read was touched); unknown commands are ignored
                     // so newer peers can extend the protocol.
                     _ => {}
                 },
             }
         }
-        // Read a large frame in steps that at most double what already arrived: few
-        // reallocations for big messages, yet a declared size alone never allocates.
-        let cap = READ_CHUNK.max(buf.len());
-        buf.reserve(decoder.needed().clamp(8 * 1024, cap));
+        // Reads are at least READ_CHUNK, so small messages arrive many per syscall. A large
+        // frame's body is read into one allocation of its declared size, up to
+        // BODY_RESERVE_MAX; beyond that it grows by at most doubling what already arrived, so
+        // a declared size alone never commits more than that (and untouched reserved pages
+        // cost no memory). The extra header's worth lets a stream of large frames take one
+        // read per frame instead of a short header read and a body read.
+        let needed = decoder.needed();
+        let cap = READ_CHUNK.max(buf.len()).max(needed.min(BODY_RESERVE_MAX));
+        buf.reserve(needed.clamp(READ_CHUNK, cap) + codec::MAX_HEADER_LEN);
         let n = rd.read_buf(&mut buf).await.map_err(|e| Error::from_io(&e, "read from", "peer"))?;
         if n == 0 {
             return Ok(());
         }
+        live.touch();
     }
 }
 
@@ -306,9 +313,9 @@ async fn writer(
                 for (i, frame) in frames.iter().enumerate() {
                     if frame.len() >= ZERO_COPY_MIN {
                         codec::encode_frame_header(i != last, frame.len(), &mut out);
-                        wr.write_all_buf(&mut out).await.map_err(io_err)?;
                         let mut body: Bytes = frame.clone();
-                        wr.write_all_buf(&mut body).await.map_err(io_err)?;
+                        let mut both = bytes::Buf::chain(&mut out, &mut body);
+                        wr.write_all_buf(&mut both).await.map_err(io_err)?;
                     } else {
                         codec::encode_frame_header(i != last, frame.len(), &mut out);
                         out.extend_from_slice(frame);

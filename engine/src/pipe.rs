@@ -202,6 +202,18 @@ impl Pipe {
         self.lock().in_flight = 0;
     }
 
+    /// How many more messages `try_push` would accept now (`usize::MAX` without a mark).
+    pub fn room(&self) -> usize {
+        let st = self.lock();
+        if st.reader_closed {
+            return 0;
+        }
+        match self.hwm.load(Ordering::Relaxed) {
+            0 => usize::MAX,
+            hwm => hwm.saturating_sub(st.queue.len()),
+        }
+    }
+
     pub fn has_room(&self) -> bool {
         let st = self.lock();
         !st.reader_closed && !self.full(&st)
@@ -305,6 +317,19 @@ mod tests {
         p.try_pop();
         p.try_pop();
         assert_eq!(w.0.load(Ordering::SeqCst), 1, "only full -> not full wakes the writer");
+    }
+
+    #[test]
+    fn room_counts_free_slots_under_the_mark() {
+        let p = Pipe::new(3, Arc::new(Count::default()), Arc::new(Count::default()));
+        assert_eq!(p.room(), 3);
+        p.try_push(msg("a")).unwrap();
+        assert_eq!(p.room(), 2);
+        p.force_push([msg("b"), msg("c"), msg("d")]);
+        assert_eq!(p.room(), 0, "forced pushes past the mark leave no room, not a negative one");
+        p.close_reader();
+        assert_eq!(p.room(), 0);
+        assert_eq!(Pipe::new(0, Arc::new(Count::default()), Arc::new(Count::default())).room(), usize::MAX);
     }
 
     #[test]

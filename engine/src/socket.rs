@@ -281,10 +281,53 @@ impl Socket {
         self.inner.round_robin(msg).map_err(TrySendError::Full)
     }
 
+    /// How many messages [`Socket::try_send`] would accept now: the free slots under the
+    /// high-water mark summed over the peers (`usize::MAX` when a peer has no mark). Only
+    /// this socket's own sends lower it; a peer leaving is the one other thing that can.
+    /// The Node binding lets JS accept that many sends before crossing into Rust again.
+    pub fn room(&self) -> usize {
+        if self.inner.kind != SocketType::Push || self.is_closed() {
+            return 0;
+        }
+        let pipes = lock(&self.inner.pipes);
+        if !pipes.orphans.is_empty() {
+            return 0;
+        }
+        pipes.list.iter().fold(0usize, |sum, p| sum.saturating_add(p.room()))
+    }
+
+    /// Queues a message the caller has already accepted within [`Socket::room`]: like
+    /// `try_send`, but should the room have shrunk since (a peer left, its messages went to
+    /// the others), the message is queued past the high-water mark instead of refused,
+    /// as messages re-routed from a departed peer are. Nothing accepted is dropped.
+    pub fn send_accepted(&self, msg: Message) -> Result<()> {
+        let msg = match self.try_send(msg) {
+            Ok(()) => return Ok(()),
+            Err(TrySendError::Full(m)) => m,
+            Err(TrySendError::Closed(_)) => return Err(Error::closed()),
+            Err(TrySendError::Invalid(e)) => return Err(e),
+        };
+        let mut pipes = lock(&self.inner.pipes);
+        let n = pipes.list.len();
+        if n == 0 || !pipes.orphans.is_empty() {
+            pipes.orphans.push_back(msg);
+        } else {
+            let idx = pipes.cursor % n;
+            pipes.cursor = idx + 1;
+            pipes.list[idx].force_push(std::iter::once(msg));
+        }
+        Ok(())
+    }
+
     /// Sends `msg`, waiting for room up to `sendTimeout` (then `EAGAIN`).
     pub async fn send(&self, msg: Message) -> Result<()> {
+        let mut msg = match self.try_send(msg) {
+            Ok(()) => return Ok(()),
+            Err(TrySendError::Full(m)) => m,
+            Err(TrySendError::Closed(_)) => return Err(Error::closed()),
+            Err(TrySendError::Invalid(e)) => return Err(e),
+        };
         let deadline = millis(self.inner.options().send_timeout).map(|d| Instant::now() + d);
-        let mut msg = msg;
         loop {
             let notified = self.inner.readiness.notify.notified();
             tokio::pin!(notified);
@@ -303,19 +346,31 @@ impl Socket {
 
     /// Takes up to `max` messages, fair-queued over the peers, without waiting.
     pub fn try_recv_batch(&self, out: &mut Vec<Message>, max: usize) -> Result<usize> {
+        self.try_recv_batch_bytes(out, max, usize::MAX)
+    }
+
+    /// Like [`Socket::try_recv_batch`], but stops once the messages taken hold `max_bytes`
+    /// of payload (always taking at least one): the Node binding copies a batch into one
+    /// buffer, and every message handed out keeps that buffer alive.
+    pub fn try_recv_batch_bytes(&self, out: &mut Vec<Message>, max: usize, max_bytes: usize) -> Result<usize> {
         if self.inner.kind != SocketType::Pull {
             return Err(Error::new(Code::Inval, "Socket type does not support receiving"));
         }
         if self.is_closed() {
             return Err(Error::closed());
         }
-        Ok(self.inner.fair_queue(out, max))
+        Ok(self.inner.fair_queue(out, max, max_bytes))
     }
 
     /// Receives one message, waiting up to `receiveTimeout` (then `EAGAIN`).
     pub async fn recv(&self) -> Result<Message> {
-        let deadline = millis(self.inner.options().receive_timeout).map(|d| Instant::now() + d);
         let mut out = Vec::with_capacity(1);
+        if self.try_recv_batch(&mut out, 1)? == 1 {
+            if let Some(m) = out.pop() {
+                return Ok(m);
+            }
+        }
+        let deadline = millis(self.inner.options().receive_timeout).map(|d| Instant::now() + d);
         loop {
             let notified = self.inner.readiness.notify.notified();
             tokio::pin!(notified);
@@ -702,15 +757,17 @@ impl Inner {
         }
     }
 
-    fn fair_queue(&self, out: &mut Vec<Message>, max: usize) -> usize {
+    fn fair_queue(&self, out: &mut Vec<Message>, max: usize, max_bytes: usize) -> usize {
         let mut pipes = lock(&self.pipes);
         let mut taken = 0;
+        let mut bytes = 0usize;
         let mut idle_rounds = 0;
-        while taken < max && !pipes.list.is_empty() {
+        while taken < max && bytes < max_bytes && !pipes.list.is_empty() {
             let n = pipes.list.len();
             let idx = pipes.cursor % n;
             match pipes.list[idx].try_pop() {
                 Some(m) => {
+                    bytes = bytes.saturating_add(m.byte_len());
                     out.push(m);
                     taken += 1;
                     idle_rounds = 0;

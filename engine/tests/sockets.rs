@@ -504,3 +504,55 @@ async fn inproc_connect_before_bind_takes_the_binders_high_water_mark() {
         pull.close().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn room_is_exactly_what_try_send_accepts_and_send_accepted_never_drops() {
+    // inproc: the one queue holds both marks, and nothing drains it behind our back.
+    let pull = sock_with(SocketType::Pull, |o| o.receive_high_water_mark = 2);
+    let push = sock_with(SocketType::Push, |o| o.send_high_water_mark = 3);
+    assert_eq!(push.room(), 0, "no peer, no room");
+    assert_eq!(pull.room(), 0, "a PULL never has room to send");
+    let ep = pull.bind(&unique("inproc")).await.unwrap();
+    push.connect(&ep).unwrap();
+    assert_eq!(push.room(), 5);
+    for i in 0..5u8 {
+        push.try_send(msg(&[&[i]])).unwrap();
+        assert_eq!(push.room(), 4 - i as usize);
+    }
+    assert!(push.try_send(msg(&[b"refused"])).is_err(), "room 0 means try_send refuses");
+    // What a caller already accepted goes in past the mark rather than being lost.
+    push.send_accepted(msg(&[b"accepted"])).unwrap();
+    assert_eq!(push.room(), 0);
+    for i in 0..5u8 {
+        assert_eq!(recv(&pull).await, msg(&[&[i]]));
+    }
+    assert_eq!(recv(&pull).await, msg(&[b"accepted"]));
+
+    // With no peer at all, accepted messages wait for the next one.
+    let lonely = sock(SocketType::Push);
+    let ep2 = lonely.bind(&unique("inproc")).await.unwrap();
+    lonely.send_accepted(msg(&[b"kept"])).unwrap();
+    let late = sock(SocketType::Pull);
+    late.connect(&ep2).unwrap();
+    assert_eq!(recv(&late).await, msg(&[b"kept"]));
+    for s in [push, pull, lonely, late] {
+        s.close_now();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn receive_batches_stop_at_their_byte_budget_but_take_at_least_one_message() {
+    let pull = sock(SocketType::Pull);
+    let push = sock(SocketType::Push);
+    let ep = pull.bind(&unique("inproc")).await.unwrap();
+    push.connect(&ep).unwrap();
+    for _ in 0..4 {
+        push.send(msg(&[&[7u8; 100]])).await.unwrap();
+    }
+    let mut out = Vec::new();
+    assert_eq!(pull.try_recv_batch_bytes(&mut out, 10, 150).unwrap(), 2, "stops once 150 bytes are taken");
+    assert_eq!(pull.try_recv_batch_bytes(&mut out, 10, 1).unwrap(), 1, "one message even past the budget");
+    assert_eq!(pull.try_recv_batch_bytes(&mut out, 10, usize::MAX).unwrap(), 1, "the rest");
+    push.close_now();
+    pull.close_now();
+}

@@ -1,0 +1,173 @@
+// Sends are accepted in JS and handed to Rust in batches, and received messages come out of
+// one buffer per batch (see index.js). What a user can observe must not change: a message
+// is fixed when send() is called, nothing accepted is lost or reordered, the high-water mark
+// holds exactly, and a received message stays intact however long it is kept.
+
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+
+import { Pull, Push } from "zeropipe";
+import { trackSockets, type Proto } from "./helpers/sockets";
+
+const T = { timeout: 30_000 };
+const { push, pull } = trackSockets();
+let counter = 0;
+
+async function connectedPair(proto: Proto, pushOpts = {}, pullOpts = {}): Promise<[Push, Pull]> {
+  counter++;
+  const q = pull(pullOpts);
+  const p = push(pushOpts);
+  const address = {
+    tcp: "tcp://127.0.0.1:*",
+    ipc: `ipc:///tmp/zeropipe-batching-${process.pid}-${counter}.sock`,
+    inproc: `inproc://batching-${counter}`,
+  }[proto];
+  await q.bind(address);
+  p.connect(q.lastEndpoint!);
+  return [p, q];
+}
+
+function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout;
+  const guard = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms: ${what}`)), ms);
+  });
+  return Promise.race([p, guard]).finally(() => clearTimeout(timer));
+}
+
+async function receiveN(q: Pull, n: number): Promise<Buffer[][]> {
+  const out: Buffer[][] = [];
+  for (let i = 0; i < n; i++) out.push(await within(q.receive(), 15_000, `message ${i + 1} of ${n}`));
+  return out;
+}
+
+/** A deterministic byte pattern, so a frame shifted or overwritten by another shows. */
+function pattern(len: number, seed: number): Buffer {
+  const b = Buffer.allocUnsafe(len);
+  for (let i = 0; i < len; i++) b[i] = (seed * 31 + i * 7) & 0xff;
+  return b;
+}
+
+for (const proto of ["tcp", "ipc", "inproc"] as const) {
+  describe(`batched sends and receives over ${proto}`, () => {
+    it("a buffer reused right after send() still sends what it held at the call", T, async () => {
+      const [p, q] = await connectedPair(proto);
+      const buf = Buffer.alloc(16);
+      const N = 2000;
+      // Half awaited, half not: neither kind may see a later write.
+      for (let i = 0; i < N; i++) {
+        buf.writeUInt32LE(i, 0);
+        buf.fill(i & 0xff, 4);
+        const sent = p.send(buf);
+        if (i % 2 === 0) await sent;
+      }
+      const got = await receiveN(q, N);
+      got.forEach((m, i) => {
+        assert.equal(m[0].readUInt32LE(0), i, `message ${i}`);
+        assert.ok(m[0].subarray(4).every((x) => x === (i & 0xff)), `message ${i} body`);
+      });
+    });
+
+    it("strings, small, empty and large frames, multipart and oversized messages keep their bytes and order", T, async () => {
+      const [p, q] = await connectedPair(proto);
+      const sent: Buffer[][] = [];
+      const calls: Promise<void>[] = [];
+      for (let i = 0; i < 300; i++) {
+        let msg: (string | Buffer)[];
+        switch (i % 6) {
+          case 0:
+            msg = [`ünïcode ${i} ✓`];
+            break;
+          case 1:
+            msg = [pattern(i % 50, i)];
+            break;
+          case 2:
+            // Large frames travel by reference next to small ones copied into the batch.
+            msg = [pattern(10, i), pattern(70_000, i), Buffer.alloc(0), `t${i}`];
+            break;
+          case 3:
+            // Small frames adding up to more than one batch buffer (64 KiB).
+            msg = Array.from({ length: 9 }, (_, k) => pattern(9_000, i + k));
+            break;
+          case 4:
+            // A string too long to stage as UTF-8.
+            msg = ["é".repeat(20_000 + i)];
+            break;
+          default:
+            msg = [Buffer.alloc(0)];
+        }
+        sent.push(msg.map((f) => (typeof f === "string" ? Buffer.from(f) : Buffer.from(f))));
+        calls.push(p.send(msg));
+      }
+      await within(Promise.all(calls), 15_000, "all sends resolved");
+      const got = await receiveN(q, sent.length);
+      got.forEach((m, i) => {
+        assert.equal(m.length, sent[i].length, `message ${i} frame count`);
+        m.forEach((f, k) => assert.ok(f.equals(sent[i][k]), `message ${i} frame ${k}`));
+      });
+    });
+
+    it("received messages stay intact while later batches arrive", T, async () => {
+      const [p, q] = await connectedPair(proto);
+      const N = 3000;
+      const kept: Buffer[][] = [];
+      const consumer = (async () => {
+        for await (const m of q) {
+          kept.push(m);
+          if (kept.length === N) break;
+        }
+      })();
+      for (let i = 0; i < N; i++) await p.send([pattern(1 + (i % 300), i), String(i)]);
+      await within(consumer, 15_000, "all messages received");
+      kept.forEach((m, i) => {
+        assert.ok(m[0].equals(pattern(1 + (i % 300), i)), `message ${i} first frame`);
+        assert.equal(m[1].toString(), String(i));
+      });
+    });
+
+    it("close() delivers messages whose send() resolved but had not yet left JS", T, async () => {
+      const [p, q] = await connectedPair(proto);
+      await within(p.send("warm-up"), 5_000, "warm-up");
+      assert.equal((await receiveN(q, 1))[0][0].toString(), "warm-up");
+      // Not awaited, and closed in the same tick: nothing has crossed into Rust yet.
+      for (let i = 0; i < 50; i++) void p.send(`last ${i}`);
+      await within(p.close(), 10_000, "close with linger");
+      const got = await receiveN(q, 50);
+      assert.deepEqual(
+        got.map((m) => m[0].toString()),
+        Array.from({ length: 50 }, (_, i) => `last ${i}`),
+      );
+    });
+  });
+}
+
+describe("the high-water mark while sends are batched", () => {
+  it("accepts exactly the joint inproc mark, then refuses without losing anything", T, async () => {
+    // inproc's one queue holds both marks (libzmq sums them): exactly 7 + 5 messages fit.
+    const [p, q] = await connectedPair("inproc", { sendHighWaterMark: 7, sendTimeout: 0 }, { receiveHighWaterMark: 5 });
+    let accepted = 0;
+    for (;;) {
+      try {
+        await p.send(String(accepted));
+        accepted++;
+      } catch (err) {
+        assert.equal((err as NodeJS.ErrnoException).code, "EAGAIN");
+        break;
+      }
+      assert.ok(accepted <= 12, `accepted ${accepted} messages past the mark of 12`);
+    }
+    assert.equal(accepted, 12);
+    assert.equal(p.writable, false);
+    const got = await receiveN(q, 12);
+    assert.deepEqual(
+      got.map((m) => m[0].toString()),
+      Array.from({ length: 12 }, (_, i) => String(i)),
+    );
+  });
+
+  it("accepts nothing while there is no peer, however many sends were accepted before", T, async () => {
+    const p = push({ sendHighWaterMark: 1000, sendTimeout: 0 });
+    await assert.rejects(p.send("x"), (err: NodeJS.ErrnoException) => err.code === "EAGAIN");
+    assert.equal(p.writable, false);
+  });
+});

@@ -1,0 +1,73 @@
+// Helpers shared by the in-process scenarios and the child workers: loading one library,
+// unique addresses, and closing a pair of sockets without waiting on linger.
+import { rmSync } from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+
+export const LIBS = ['zeropipe', 'zeromq.js']
+
+/**
+ * Imports one library by its label. Workers call this with the one library they measure,
+ * so a child process never has the other library's native addon (and its threads) loaded.
+ */
+export async function loadLib(name) {
+  if (name === 'zeropipe') return import('zeropipe')
+  if (name === 'zeromq.js') return import('zeromq')
+  throw new Error(`unknown library "${name}" (expected zeropipe or zeromq.js)`)
+}
+
+let seq = 0
+const ipcFiles = new Set()
+
+/**
+ * A fresh address per run: reusing one would make a run depend on how quickly the previous
+ * run's socket released it (and libzmq and zeropipe differ there).
+ */
+export function address(proto) {
+  const n = seq++
+  if (proto === 'tcp') return 'tcp://127.0.0.1:*'
+  if (proto === 'ipc') {
+    const file = path.join(os.tmpdir(), `zp-bench-${process.pid}-${n}.sock`)
+    ipcFiles.add(file)
+    return `ipc://${file}`
+  }
+  if (proto === 'inproc') return `inproc://zp-bench-${process.pid}-${n}`
+  throw new Error(`unknown transport ${proto}`)
+}
+
+/** Where the connecting side goes: the resolved port for tcp, the same address otherwise. */
+export const connectAddress = (pull, bound) => (bound.startsWith('tcp://') ? pull.lastEndpoint : bound)
+
+/**
+ * Closes a pair without waiting for anything: linger 0 on the push so queued messages of an
+ * aborted run do not hold up the next one. zeromq.js's close() returns nothing, ours a promise;
+ * awaiting either is fine.
+ */
+export async function closePair(push, pull) {
+  if (push && !push.closed) {
+    push.linger = 0
+    await push.close()
+  }
+  if (pull && !pull.closed) await pull.close()
+}
+
+/** Removes ipc socket files a library may have left behind (neither should, but a crash could). */
+export function cleanupIpcFiles() {
+  for (const f of ipcFiles) rmSync(f, { force: true })
+  ipcFiles.clear()
+}
+
+/** Rejects with a clear message when a run hangs, so CI fails instead of waiting forever. */
+export function withTimeout(promise, ms, what) {
+  let timer
+  const timeout = new Promise((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what}: timed out after ${ms} ms`)), ms)
+  })
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer))
+}
+
+/** Resident set size now, in bytes (process.memoryUsage.rss() is cheap: no heap walk). */
+export const rssNow = () => process.memoryUsage.rss()
+
+/** Peak resident set size of this process so far, in bytes (getrusage's ru_maxrss is KiB on Linux). */
+export const peakRss = () => process.resourceUsage().maxRSS * 1024
