@@ -146,7 +146,8 @@ export declare class Push extends Socket {
    * Queues a message (a frame or an array of frames = one multipart message). Resolves at
    * once while a peer has room, otherwise waits (in call order) up to `sendTimeout`, then
    * rejects with `EAGAIN`. Unlike zeromq.js, concurrent calls queue instead of throwing
-   * `EBUSY`. Invalid frames reject with a `TypeError` and nothing is sent. Buffers of
+   * `EBUSY`. Invalid frames reject with a `TypeError` and nothing is sent. Smaller frames
+   * are copied by the call itself, so their buffer may be reused at once; buffers of
    * 64 KiB or more are sent without a copy (as in zeromq.js): do not modify them afterwards.
    */
   send(message: MessageLike | MessageLike[]): Promise<void>

@@ -5,6 +5,7 @@ import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { existsSync, rmSync } from "node:fs";
 import * as net from "node:net";
+import * as path from "node:path";
 import { after, before, describe, it } from "node:test";
 
 import { Pull, Push } from "zeropipe";
@@ -353,4 +354,38 @@ describe("isolation", () => {
       assert.deepEqual((await goodPull.receive()).map(String), ["after the errors", String(i)]);
     }
   });
+});
+
+describe("the I/O thread count", () => {
+  // The runtime is per process and starts with the first socket, so each case is a child.
+  function firstSocketWith(ioThreads: string): Promise<string> {
+    const script = `
+      const { Push, Pull } = require(${JSON.stringify(path.resolve(__dirname, "..", "index.js"))});
+      (async () => {
+        try {
+          const pull = new Pull(); const push = new Push({ linger: 0 });
+          await pull.bind("inproc://io-threads"); push.connect("inproc://io-threads");
+          await push.send("ok"); const [m] = await pull.receive();
+          console.log(m.toString()); await push.close(); await pull.close();
+        } catch (err) { console.log(err.constructor.name + " " + err.code + " " + err.message) }
+      })()`;
+    const child = spawn(process.execPath, ["-e", script], { env: { ...process.env, ZEROPIPE_IO_THREADS: ioThreads } });
+    let out = "";
+    child.stdout.on("data", (d) => (out += d));
+    return new Promise((resolve, reject) => {
+      child.once("error", reject);
+      child.once("exit", () => resolve(out.trim()));
+    });
+  }
+
+  it("ZEROPIPE_IO_THREADS sets it for the process", T, async () => {
+    assert.equal(await firstSocketWith("3"), "ok");
+  });
+
+  for (const bad of ["0", "65", "two", "-1", ""]) {
+    it(`ZEROPIPE_IO_THREADS=${JSON.stringify(bad)} makes socket creation fail with EINVAL`, T, async () => {
+      const out = await firstSocketWith(bad);
+      assert.match(out, /^Error EINVAL ZEROPIPE_IO_THREADS must be an integer from 1 to 64/);
+    });
+  }
 });

@@ -64,7 +64,7 @@ const FULL = {
   // Latency and memory rounds are whole seconds of child processes each, and vary less.
   slowRounds: 3,
   timeoutMs: 120_000,
-  warmupMsgs: 20_000,
+  warmupMsgs: 100_000,
   pair: { sizes: [16, 1024, 65536, 1048576], bytes: 6e8, floor: 2048, min: 200, max: 300_000 },
   twoProc: { sizes: [16, 1024, 65536], bytes: 6e8, floor: 2048, min: 200, max: 300_000 },
   moduleApi: { size: 16, n: 100_000 },
