@@ -470,6 +470,9 @@ class Socket {
 /** Bytes of small frames staged per batch; frames of LARGE_FRAME bytes or more are referenced. */
 const STAGE_BYTES = 64 * 1024
 const LARGE_FRAME = 64 * 1024
+/** A copy of a view's bytes (Buffer#slice would be a view, not a copy). */
+const copyBytes = (view) => Uint8Array.prototype.slice.call(view)
+
 /** Messages per batch: big enough to amortise the native call, small enough that the I/O
  * thread starts writing while JS is still producing. */
 const BATCH_MESSAGES = 128
@@ -527,8 +530,11 @@ class Push extends Socket {
     if (this._opts.sendTimeout === 0) {
       return Promise.reject(codedError('EAGAIN', 'Socket is not writable: no peer has room (sendTimeout 0)'))
     }
+    // A waiting send copies its small frames now, as an accepted one does: the caller may
+    // reuse its buffer as soon as send() returns.
+    const held = frames.map((f) => (typeof f === 'string' || f.byteLength >= LARGE_FRAME ? f : copyBytes(f)))
     return new Promise((resolve, reject) => {
-      const entry = { frames, resolve, reject, timer: null, cancelled: false, served: false }
+      const entry = { frames: held, resolve, reject, timer: null, cancelled: false, served: false }
       this._enqueue(this._sendQueue, entry, this._opts.sendTimeout, 'send', WRITABLE)
     })
   }
@@ -576,7 +582,7 @@ class Push extends Socket {
         this._objs.push(f)
         meta[this._metaLen++] = -1
       } else if (oversized) {
-        this._objs.push(f.slice())
+        this._objs.push(copyBytes(f))
         meta[this._metaLen++] = -1
       } else {
         stage.set(f, this._stageLen)

@@ -68,6 +68,50 @@ for (const proto of ["tcp", "ipc", "inproc"] as const) {
       });
     });
 
+    it("a reused buffer sent as frames of a message too big for one batch keeps what it held", T, async () => {
+      const [p, q] = await connectedPair(proto);
+      await within(p.send("warm-up"), 5_000, "warm-up");
+      await receiveN(q, 1);
+      const parts = Buffer.alloc(20_000);
+      for (let i = 0; i < 20; i++) {
+        parts.fill(i);
+        void p.send(Array.from({ length: 9 }, () => parts));
+      }
+      parts.fill(0xff);
+      const got = await receiveN(q, 20);
+      got.forEach((m, i) => assert.ok(m.every((f) => f.every((x) => x === i)), `message ${i} as it was at send()`));
+    });
+
+    it("a buffer reused while its send waits for a peer still sends what it held at the call", T, async () => {
+      counter++;
+      const p = push();
+      const address = {
+        tcp: "tcp://127.0.0.1:*",
+        ipc: `ipc:///tmp/zeropipe-batching-${process.pid}-${counter}.sock`,
+        inproc: `inproc://batching-${counter}`,
+      }[proto];
+      await p.bind(address);
+      // No peer yet, so every one of these waits in the send queue.
+      const buf = Buffer.alloc(8);
+      const parts = Buffer.alloc(20_000);
+      const sends: Promise<void>[] = [];
+      for (let i = 0; i < 50; i++) {
+        buf.fill(i);
+        parts.fill(i);
+        // Nine 20 000-byte frames: more than one batch buffer, the path that keeps copies.
+        sends.push(p.send([buf, ...Array.from({ length: 9 }, () => parts)]));
+      }
+      buf.fill(0xff);
+      parts.fill(0xff);
+      const q = pull();
+      q.connect(p.lastEndpoint!);
+      await within(Promise.all(sends), 15_000, "waiting sends resolved");
+      const got = await receiveN(q, 50);
+      got.forEach((m, i) => {
+        assert.ok(m.every((f) => f.every((x) => x === i)), `message ${i} as it was at send()`);
+      });
+    });
+
     it("strings, small, empty and large frames, multipart and oversized messages keep their bytes and order", T, async () => {
       const [p, q] = await connectedPair(proto);
       const sent: Buffer[][] = [];

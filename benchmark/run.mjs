@@ -281,6 +281,54 @@ const SCENARIOS = {
   },
 }
 
+// ---- targets ---------------------------------------------------------------------------------
+
+// The performance issue's targets, checked against this run's medians (nothing is assumed:
+// a case the run did not measure is reported as not measured).
+const TARGETS = [
+  { scenario: '(a)', transport: 'tcp', size: '16 B', metric: 'throughput', min: 5 },
+  { scenario: '(a)', transport: 'tcp', size: '1 KiB', metric: 'throughput', min: 3 },
+  { scenario: '(a)', transport: 'tcp', size: '64 KiB', metric: 'throughput', min: 1.5 },
+  { scenario: '(a)', transport: 'tcp', size: '1 MiB', metric: 'throughput', min: 1 },
+  { scenario: '(c)', transport: 'tcp', size: '16 B', metric: 'throughput', min: 3 },
+  { scenario: '(e)', transport: 'tcp', size: '16 B', metric: 'latency p50', max: 1 },
+  { scenario: '(e)', transport: 'tcp', size: '16 B', metric: 'latency p99', max: 1 },
+  { scenario: '(f1)', transport: 'tcp', size: '16 B', metric: 'peak RSS', max: 1 },
+  // "Flat" after the high-water mark: under 5 MiB of growth however long the producer tries.
+  { scenario: '(f2)', transport: 'tcp', size: '16 B', metric: 'growth after HWM', maxGrowth: 5 * MiB },
+  { scenario: '(f2)', transport: 'tcp', size: '64 KiB', metric: 'growth after HWM', maxGrowth: 5 * MiB },
+]
+
+function checkTargets(cases) {
+  return TARGETS.map((t) => {
+    const c = cases.find(
+      (x) => x.scenario.startsWith(t.scenario) && x.transport === t.transport && x.size === t.size && x.metric.startsWith(t.metric),
+    )
+    const what = `${t.scenario} ${t.transport} ${t.size} ${t.metric}`
+    if (!c || !c.zp) return { what, goal: goalText(t), got: 'not measured', holds: null }
+    const zp = median(c.zp)
+    if (t.maxGrowth !== undefined) {
+      return { what, goal: goalText(t), got: `${sig3(zp / MiB)} MiB`, holds: zp <= t.maxGrowth }
+    }
+    const ratio = zp / median(c.zmq)
+    const holds = t.min !== undefined ? ratio >= t.min : ratio <= t.max
+    return { what, goal: goalText(t), got: `${ratio.toFixed(2)}×`, holds }
+  })
+}
+
+function goalText(t) {
+  if (t.maxGrowth !== undefined) return `≤ ${t.maxGrowth / MiB} MiB`
+  return t.min !== undefined ? `≥ ${t.min}× zeromq.js` : `≤ ${t.max}× zeromq.js`
+}
+
+function targetsTable(results) {
+  return [
+    '| target | goal | this run | holds |',
+    '|---|---|---|---|',
+    ...results.map((r) => `| ${r.what} | ${r.goal} | ${r.got} | ${r.holds === null ? '–' : r.holds ? 'yes' : '**no**'} |`),
+  ].join('\n')
+}
+
 // ---- output files --------------------------------------------------------------------------
 
 function resultsBlock(cases, notes, machine, rounds) {
@@ -293,6 +341,10 @@ function resultsBlock(cases, notes, machine, rounds) {
     markdownTable(cases),
     '',
     ...notes.map((n) => `- ${n}`),
+    '',
+    'Targets (from the performance issue), checked against the medians above:',
+    '',
+    targetsTable(checkTargets(cases)),
     '',
     `Machine: ${machineLine(machine, rounds)}`,
   ].join('\n')
@@ -368,6 +420,13 @@ async function main() {
     }
     console.log(`  (${((Date.now() - ts) / 1000).toFixed(1)} s)`)
     cleanupIpcFiles()
+  }
+
+  if (!opts.smoke) {
+    console.log('\ntargets (from the performance issue), against this run\'s medians:')
+    for (const r of checkTargets(cases)) {
+      if (r.holds !== null) console.log(`  ${r.holds ? 'holds ' : 'MISSED'}  ${r.what}: ${r.goal}, got ${r.got}`)
+    }
   }
 
   const total = ((Date.now() - t0) / 1000).toFixed(1)
