@@ -13,16 +13,19 @@ const T = { timeout: 30_000 };
 const { push, pull } = trackSockets();
 let counter = 0;
 
-async function connectedPair(proto: Proto, pushOpts = {}, pullOpts = {}): Promise<[Push, Pull]> {
+function freshAddress(proto: Proto): string {
   counter++;
-  const q = pull(pullOpts);
-  const p = push(pushOpts);
-  const address = {
+  return {
     tcp: "tcp://127.0.0.1:*",
     ipc: `ipc:///tmp/zeropipe-batching-${process.pid}-${counter}.sock`,
     inproc: `inproc://batching-${counter}`,
   }[proto];
-  await q.bind(address);
+}
+
+async function connectedPair(proto: Proto, pushOpts = {}, pullOpts = {}): Promise<[Push, Pull]> {
+  const q = pull(pullOpts);
+  const p = push(pushOpts);
+  await q.bind(freshAddress(proto));
   p.connect(q.lastEndpoint!);
   return [p, q];
 }
@@ -83,14 +86,8 @@ for (const proto of ["tcp", "ipc", "inproc"] as const) {
     });
 
     it("a buffer reused while its send waits for a peer still sends what it held at the call", T, async () => {
-      counter++;
       const p = push();
-      const address = {
-        tcp: "tcp://127.0.0.1:*",
-        ipc: `ipc:///tmp/zeropipe-batching-${process.pid}-${counter}.sock`,
-        inproc: `inproc://batching-${counter}`,
-      }[proto];
-      await p.bind(address);
+      await p.bind(freshAddress(proto));
       // No peer yet, so every one of these waits in the send queue.
       const buf = Buffer.alloc(8);
       const parts = Buffer.alloc(20_000);
