@@ -1,6 +1,6 @@
 // Helpers shared by the in-process scenarios and the child workers: loading one library,
 // unique addresses, and closing a pair of sockets without waiting on linger.
-import { rmSync } from 'node:fs'
+import { readFileSync, rmSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 
@@ -69,5 +69,13 @@ export function withTimeout(promise, ms, what) {
 /** Resident set size now, in bytes (process.memoryUsage.rss() is cheap: no heap walk). */
 export const rssNow = () => process.memoryUsage.rss()
 
-/** Peak resident set size of this process so far, in bytes (getrusage's ru_maxrss is KiB on Linux). */
-export const peakRss = () => process.resourceUsage().maxRSS * 1024
+/**
+ * Peak resident set size of this process so far, in bytes: VmHWM from /proc/self/status.
+ * Not getrusage's ru_maxrss: Linux carries that across fork and exec, so a worker spawned by
+ * a 111 MiB runner reported 111 MiB for both libraries whatever it did itself.
+ */
+export function peakRss() {
+  const m = /^VmHWM:\s+(\d+) kB$/m.exec(readFileSync('/proc/self/status', 'utf8'))
+  if (!m) throw new Error('no VmHWM in /proc/self/status: peak RSS needs Linux')
+  return Number(m[1]) * 1024
+}
