@@ -114,7 +114,7 @@ const ZERO_COPY_MIN: usize = 64 * 1024;
 const RECEIVE_BATCH_BYTES: usize = 64 * 1024;
 
 /// The length word that marks a frame passed as a Buffer of its own in `tryReceive`.
-const LARGE_FRAME: u32 = u32::MAX;
+const OWN_BUFFER: u32 = u32::MAX;
 
 /// `room()` is a JS number; 2^30 is more than any batch JS will stage.
 const ROOM_MAX: usize = 1 << 30;
@@ -486,7 +486,7 @@ impl NativeSocket {
                 put(m.len() as u32);
                 for f in m.frames() {
                     if f.len() >= ZERO_COPY_MIN {
-                        put(LARGE_FRAME);
+                        put(OWN_BUFFER);
                         out.set(next_large, frame_to_js(env, f)?)?;
                         next_large += 1;
                     } else {
