@@ -39,9 +39,10 @@ export declare class NativeSocket {
   flush(stage: Uint8Array, stageLen: number, meta: Int32Array, metaLen: number, objs: Array<string | Uint8Array>): number
   /**
    * Takes up to `max` received messages, or null when there are none. The result is
-   * `[data, ...large]`: `data` starts with little-endian u32s (the message count, then
-   * per message its frame count and each frame's length, 0xFFFFFFFF for a frame that
-   * is the next entry of `large`), followed by the small frames' bytes. One buffer per
+   * `[data, ...large]`: `data` starts with little-endian u32s (the message count, the
+   * offset of the frames' bytes, then per message its frame count and each frame's
+   * length, 0xFFFFFFFF for a frame that is the next entry of `large`), followed by the
+   * small frames' bytes. One buffer per
    * batch instead of one per frame: JS slices it, which costs far less than a native
    * Buffer each.
    */

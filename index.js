@@ -715,12 +715,9 @@ class Pull extends Socket {
       this._rx = data
       this._rxBatch = batch
       this._rxLeft = data.readUInt32LE(0)
-      this._rxWord = 4
+      this._rxByte = data.readUInt32LE(4)
+      this._rxWord = 8
       this._rxOwn = 1
-      // The frames' bytes follow the length words: count them to find where.
-      let words = 1
-      for (let i = 0; i < this._rxLeft; i++) words += 1 + data.readUInt32LE(words * 4)
-      this._rxByte = words * 4
     }
     const data = this._rx
     const n = data.readUInt32LE(this._rxWord)

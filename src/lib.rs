@@ -444,9 +444,10 @@ impl NativeSocket {
     }
 
     /// Takes up to `max` received messages, or null when there are none. The result is
-    /// `[data, ...large]`: `data` starts with little-endian u32s (the message count, then
-    /// per message its frame count and each frame's length, 0xFFFFFFFF for a frame that
-    /// is the next entry of `large`), followed by the small frames' bytes. One buffer per
+    /// `[data, ...large]`: `data` starts with little-endian u32s (the message count, the
+    /// offset of the frames' bytes, then per message its frame count and each frame's
+    /// length, 0xFFFFFFFF for a frame that is the next entry of `large`), followed by the
+    /// small frames' bytes. One buffer per
     /// batch instead of one per frame: JS slices it, which costs far less than a native
     /// Buffer each.
     #[napi(ts_return_type = "Buffer[] | null")]
@@ -458,7 +459,8 @@ impl NativeSocket {
         if msgs.is_empty() {
             return Ok(None);
         }
-        let (mut words, mut small, mut large) = (1usize, 0usize, 0usize);
+        // Two header words: the message count and where the frames' bytes start.
+        let (mut words, mut small, mut large) = (2usize, 0usize, 0usize);
         for m in &msgs {
             words += 1 + m.len();
             for f in m.frames() {
@@ -481,6 +483,7 @@ impl NativeSocket {
                 }
             };
             put(msgs.len() as u32);
+            put((words * 4) as u32);
             let mut off = 0;
             for m in &msgs {
                 put(m.len() as u32);
