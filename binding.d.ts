@@ -13,10 +13,9 @@ export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-was
 export declare class NativeSocket {
   /**
    * Creates a socket of `kind` ("push" or "pull"). `waker(bits)` is called on the JS
-   * thread when a readiness bit armed with `arm()` becomes true. `mainThread`: whether
-   * this is Node's main thread, whose large buffers may be sent without a copy.
+   * thread when a readiness bit armed with `arm()` becomes true.
    */
-  constructor(kind: string, options: NativeOptions, waker: WakerFn, mainThread: boolean)
+  constructor(kind: string, options: NativeOptions, waker: WakerFn)
   /** Replaces the socket options (applied to connections made from now on). */
   setOptions(options: NativeOptions): void
   /** Binds; resolves to the resolved endpoint. */
@@ -30,23 +29,38 @@ export declare class NativeSocket {
   /** How many messages the socket can take now (see `flush`); capped to fit a JS number. */
   room(): number
   /**
-   * Queues the messages JS accepted since the last flush, within the last reported
-   * room, and returns the room left. Small frames arrive copied into `stage` (so that
-   * a buffer reused after `send()` resolved cannot change a message); `meta` describes
-   * each message as its frame count followed by, per frame, its length in `stage`, or
-   * -1 for the next entry of `objs` (strings too long to stage, large frames).
+   * The PUSH's staging area as `[data, meta]`: a Buffer for small frames' bytes and an
+   * Int32Array describing the messages (`meta[0]` committed entries, `meta[1]` committed
+   * bytes, then per message its frame count and each frame's length). JS writes,
+   * commits each message, and calls `flush()`.
    */
-  flush(stage: Uint8Array, stageLen: number, meta: Int32Array, metaLen: number, objs: Array<string | Uint8Array>): number
+  sendStage(): [Buffer, Int32Array]
   /**
-   * Takes up to `max` received messages, or null when there are none. The result is
-   * `[data, ...large]`: `data` starts with little-endian u32s (the message count, the
-   * offset of the frames' bytes, then per message its frame count and each frame's
-   * length, 0xFFFFFFFF for a frame that is the next entry of `large`), followed by the
-   * small frames' bytes. One buffer per
-   * batch instead of one per frame: JS slices it, which costs far less than a native
-   * Buffer each.
+   * Queues the messages JS committed to the stage since the last flush and returns the
+   * room left.
    */
-  tryReceive(max: number): Buffer[] | null
+  flush(): number
+  /**
+   * Queues one message JS accepted that does not fit the stage (large frames, many
+   * frames), copying its frames now; returns the room left. JS flushes the stage first,
+   * so order is kept.
+   */
+  sendNow(frames: Array<string | Uint8Array>): number
+  /**
+   * Writes up to `max` received messages into `slab` at `offset` (a multiple of 4) and
+   * returns the bytes used: 0 when there is nothing to receive, or minus the bytes the
+   * next message needs when it does not fit what is left of the slab (it waits for the
+   * next call). The layout: little-endian u32 words — the message count, where the
+   * frames' bytes start (from `offset`), then per message its frame count and each
+   * frame's length (0xFFFFFFFF for a frame returned by `takeOwnBuffers`) — then the
+   * small frames' bytes.
+   */
+  tryReceive(max: number, slab: Uint8Array, offset: number): number
+  /**
+   * The frames of the last receive batch marked 0xFFFFFFFF, in order, as Buffers of
+   * their own.
+   */
+  takeOwnBuffers(): Array<Buffer>
   /**
    * Asks for one waker call when any of `bits` (1 readable, 2 writable, 4 events)
    * becomes true; returns the bits already true (8 = closed).
@@ -66,11 +80,21 @@ export declare class NativeSocket {
   enableEvents(): void
   /** Takes queued monitor events. */
   takeEvents(max: number): Array<NativeEvent>
-  /** Closes; resolves once queued messages are flushed (PUSH, within linger). */
+  /**
+   * Closes; resolves once queued messages are flushed (PUSH, within linger). What JS
+   * staged is queued first.
+   */
   close(): Promise<void>
   /** Closes at once, dropping anything queued. */
   closeNow(): void
 }
+
+/**
+ * Flushes and closes every socket of this environment, waiting for each within its
+ * linger: the JS layer calls it on `process.on('exit')`, where the event loop no longer
+ * runs, so that `process.exit()` and the end of a script deliver what was sent.
+ */
+export declare function lingerAllSockets(): void
 
 /** A monitor event, as zeromq.js reports it. */
 export interface NativeEvent {

@@ -5,14 +5,19 @@
 // with `code` (one place: nativeError), and queueing promises in call order so that a
 // message costs one synchronous native call instead of one promise round trip.
 
-const { isMainThread } = require('node:worker_threads')
-const { NativeSocket } = require('./binding.js')
+const { NativeSocket, lingerAllSockets } = require('./binding.js')
 
 const READABLE = 1
 const WRITABLE = 2
 const EVENTS = 4
 const CLOSED = 8
 const RECEIVE_BATCH = 256
+
+// A thread or process that ends normally (the end of the script, process.exit(), a worker's
+// own exit) first delivers what its sends resolved for, each socket within its linger, as
+// libzmq's context termination does. A worker terminated from outside gets the same from the
+// addon's environment cleanup hook.
+process.once('exit', () => lingerAllSockets())
 
 // ---- errors ---------------------------------------------------------------------------
 
@@ -322,7 +327,7 @@ class Socket {
         new NativeSocket(kind, opts, (bits) => {
           const sock = self.deref()
           if (sock) sock._wake(bits)
-        }, isMainThread),
+        }),
     )
   }
 
@@ -467,9 +472,11 @@ class Socket {
 // buffer reused once send() resolved must not change the message); large ones are passed
 // by reference, as before; strings are immutable and staged as UTF-8.
 
-/** Bytes of small frames staged per batch; frames of LARGE_FRAME bytes or more are referenced. */
-const STAGE_BYTES = 64 * 1024
+/** Frames of this many bytes or more, and messages that do not fit the stage, go to Rust in
+ * a call of their own (copied there), after whatever is staged. */
 const LARGE_FRAME = 64 * 1024
+/** The stage's description words before the messages' (see NativeSocket.sendStage). */
+const META_HEAD = 2
 /** A copy of a view's bytes (Buffer#slice would be a view, not a copy). */
 const copyBytes = (view) => Uint8Array.prototype.slice.call(view)
 
@@ -482,11 +489,12 @@ class Push extends Socket {
   constructor(options) {
     super('push', 'Push', options)
     this._credit = 0
+    // The staging area is memory the addon owns (so a thread that ends with messages staged
+    // still delivers them): `_stage` holds small frames' bytes, `_meta` describes messages.
     this._stage = null
+    this._meta = null
     this._stageLen = 0
-    this._meta = new Int32Array(1024)
-    this._metaLen = 0
-    this._objs = []
+    this._metaLen = META_HEAD
     this._staged = 0
     this._tickScheduled = false
   }
@@ -530,9 +538,9 @@ class Push extends Socket {
     if (this._opts.sendTimeout === 0) {
       return Promise.reject(codedError('EAGAIN', 'Socket is not writable: no peer has room (sendTimeout 0)'))
     }
-    // A waiting send copies its small frames now, as an accepted one does: the caller may
-    // reuse its buffer as soon as send() returns.
-    const held = frames.map((f) => (typeof f === 'string' || f.byteLength >= LARGE_FRAME ? f : copyBytes(f)))
+    // A waiting send copies its frames now, as an accepted one does: the caller may reuse,
+    // modify or transfer its buffer as soon as send() returns.
+    const held = frames.map((f) => (typeof f === 'string' ? f : copyBytes(f)))
     return new Promise((resolve, reject) => {
       const entry = { frames: held, resolve, reject, timer: null, cancelled: false, served: false }
       this._enqueue(this._sendQueue, entry, this._opts.sendTimeout, 'send', WRITABLE)
@@ -548,48 +556,44 @@ class Push extends Socket {
 
   /** Stages an accepted message (the caller checked the credit). */
   _accept(frames) {
+    if (this._stage === null) this._openStage()
     const n = frames.length
-    // What the message needs in the stage; frames that do not fit an empty stage travel
-    // as objects instead (a copy, so the copy-at-send promise still holds).
-    let need = 0
-    for (let i = 0; i < n; i++) {
-      const f = frames[i]
-      if (typeof f === 'string') {
-        if (f.length * 3 <= STAGE_BYTES >> 2) need += f.length * 3
-      } else if (f.byteLength < LARGE_FRAME) need += f.byteLength
-    }
-    const oversized = need > STAGE_BYTES
-    if (this._metaLen + n + 1 > this._meta.length || (!oversized && this._stageLen + need > STAGE_BYTES)) {
-      if (this._staged > 0) this._flush()
-      if (n + 1 > this._meta.length) this._meta = new Int32Array(n + 1)
-    }
-    if (this._stage === null) this._stage = Buffer.allocUnsafeSlow(STAGE_BYTES)
     const stage = this._stage
     const meta = this._meta
+    // What the message needs in the stage (strings at their UTF-8 worst case); a message with
+    // a large frame, or too big for the stage, goes on its own after what is staged.
+    let need = 0
+    let own = n + 1 > meta.length - META_HEAD
+    for (let i = 0; i < n && !own; i++) {
+      const f = frames[i]
+      const len = typeof f === 'string' ? f.length * 3 : f.byteLength
+      if (len >= LARGE_FRAME) own = true
+      need += len
+    }
+    if (!own && (this._metaLen + n + 1 > meta.length || this._stageLen + need > stage.length)) {
+      if (this._staged > 0) this._flush()
+      own = need > stage.length
+    }
+    if (own) {
+      if (this._staged > 0) this._flush()
+      this._credit = callNative(() => this._native.sendNow(frames))
+      return
+    }
     meta[this._metaLen++] = n
     for (let i = 0; i < n; i++) {
       const f = frames[i]
-      if (typeof f === 'string') {
-        if (!oversized && f.length * 3 <= STAGE_BYTES >> 2) {
-          const len = stage.write(f, this._stageLen)
-          this._stageLen += len
-          meta[this._metaLen++] = len
-        } else {
-          this._objs.push(f)
-          meta[this._metaLen++] = -1
-        }
-      } else if (f.byteLength >= LARGE_FRAME) {
-        this._objs.push(f)
-        meta[this._metaLen++] = -1
-      } else if (oversized) {
-        this._objs.push(copyBytes(f))
-        meta[this._metaLen++] = -1
-      } else {
+      let len
+      if (typeof f === 'string') len = stage.write(f, this._stageLen)
+      else {
         stage.set(f, this._stageLen)
-        this._stageLen += f.byteLength
-        meta[this._metaLen++] = f.byteLength
+        len = f.byteLength
       }
+      this._stageLen += len
+      meta[this._metaLen++] = len
     }
+    // Committed: from here on the addon delivers it even if this thread ends before flushing.
+    meta[0] = this._metaLen - META_HEAD
+    meta[1] = this._stageLen
     this._credit--
     if (++this._staged >= BATCH_MESSAGES) this._flush()
     else if (!this._tickScheduled) {
@@ -598,16 +602,20 @@ class Push extends Socket {
     }
   }
 
+  _openStage() {
+    const [stage, meta] = callNative(() => this._native.sendStage())
+    // Not marked untransferable: Node 24 aborts at exit on external ArrayBuffers so marked.
+    // Only this socket ever sees them.
+    this._stage = Buffer.from(stage.buffer, stage.byteOffset, stage.byteLength)
+    this._meta = meta
+  }
+
   /** The one call that moves accepted messages into the native queue. */
   _flush() {
-    const objs = this._objs
-    const stageLen = this._stageLen
-    const metaLen = this._metaLen
-    this._objs = []
     this._stageLen = 0
-    this._metaLen = 0
+    this._metaLen = META_HEAD
     this._staged = 0
-    this._credit = callNative(() => this._native.flush(this._stage, stageLen, this._meta, metaLen, objs))
+    this._credit = callNative(() => this._native.flush())
   }
 
   _flushAccepted() {
@@ -656,9 +664,12 @@ function defineOptionProperties(cls, owner) {
         return this._opts[name]
       },
       set(value) {
+        // As every other use of a closed socket: the value would apply to nothing.
+        if (this.closed) throw closedError()
         checkOption(owner, name, value)
-        this._opts[name] = value
-        callNative(() => this._native.setOptions(this._opts))
+        const opts = { ...this._opts, [name]: value }
+        callNative(() => this._native.setOptions(opts))
+        this._opts = opts
       },
     })
   }
@@ -671,19 +682,36 @@ function flushOnTick(push) {
 
 /** Frame length word of a frame that arrives as a Buffer of its own (see tryReceive). */
 const OWN_BUFFER = 0xffffffff
+/** Received small messages are written into slabs of this size (or larger, for a message
+ * that needs more), and handed out as views of them, as Node's own socket reads are. */
+const SLAB_BYTES = 64 * 1024
+/** A slab with less room left than this is retired rather than written in small pieces. */
+const SLAB_MIN_ROOM = 1024
+
+/**
+ * A receive slab: a SharedArrayBuffer, so that a received message can never be detached
+ * (transferring one to a worker fails with a clear error for that call, and sharing it works):
+ * the slab also holds the rest of its batch.
+ */
+function newSlab(size) {
+  return Buffer.from(new SharedArrayBuffer(size))
+}
 
 class Pull extends Socket {
   /** @param {import('./index').PullOptions} [options] */
   constructor(options) {
     super('pull', 'Pull', options)
-    // The current receive batch (see NativeSocket.tryReceive): its buffer, the read
-    // positions in its length words and its bytes, its own-buffer frames, messages left.
-    this._rx = null
+    // Where received batches are written (see NativeSocket.tryReceive) and the next free
+    // (4-byte aligned) offset in it.
+    this._slab = null
+    this._slabAt = 0
+    // The current batch: the read positions in its length words and its bytes, messages
+    // left, and its own-buffer frames (fetched at the first one) with the next index.
     this._rxWord = 0
     this._rxByte = 0
-    this._rxOwn = 0
     this._rxLeft = 0
-    this._rxBatch = null
+    this._rxOwn = null
+    this._rxOwnAt = 0
   }
 
   /** A message can be received now (ZMQ_EVENTS & ZMQ_POLLIN). */
@@ -692,53 +720,57 @@ class Pull extends Socket {
   }
 
   _dropReceived() {
-    this._rx = null
-    this._rxBatch = null
+    this._slab = null
+    this._rxOwn = null
     this._rxLeft = 0
+  }
+
+  /** Fetches the next batch into the slab; false when nothing has arrived. */
+  _nextBatch() {
+    if (this._slab === null || this._slab.length - this._slabAt < SLAB_MIN_ROOM) {
+      this._slab = newSlab(SLAB_BYTES)
+      this._slabAt = 0
+    }
+    let used = callNative(() => this._native.tryReceive(RECEIVE_BATCH, this._slab, this._slabAt))
+    if (used === 0) return false
+    if (used < 0) {
+      // The next message needs more than this slab has left.
+      this._slab = newSlab(Math.max(SLAB_BYTES, -used))
+      this._slabAt = 0
+      used = callNative(() => this._native.tryReceive(RECEIVE_BATCH, this._slab, 0))
+    }
+    const slab = this._slab
+    const base = this._slabAt
+    this._rxLeft = slab.readUInt32LE(base)
+    this._rxByte = base + slab.readUInt32LE(base + 4)
+    this._rxWord = base + 8
+    this._rxOwn = null
+    this._rxOwnAt = 0
+    this._slabAt = (base + used + 3) & ~3
+    return true
   }
 
   /** The next received message, or undefined; one native call per batch. */
   _takeBuffered() {
-    if (this._rxLeft === 0) {
-      let batch
-      try {
-        batch = this._native.tryReceive(RECEIVE_BATCH)
-      } catch (err) {
-        throw nativeError(err)
-      }
-      if (batch === null) {
-        this._rx = null
-        this._rxBatch = null
-        return undefined
-      }
-      const data = batch[0]
-      this._rx = data
-      this._rxBatch = batch
-      this._rxLeft = data.readUInt32LE(0)
-      this._rxByte = data.readUInt32LE(4)
-      this._rxWord = 8
-      this._rxOwn = 1
-    }
-    const data = this._rx
-    const n = data.readUInt32LE(this._rxWord)
+    if (this._rxLeft === 0 && !this._nextBatch()) return undefined
+    const slab = this._slab
+    const n = slab.readUInt32LE(this._rxWord)
     this._rxWord += 4
     const msg = new Array(n)
     for (let i = 0; i < n; i++) {
-      const len = data.readUInt32LE(this._rxWord)
+      const len = slab.readUInt32LE(this._rxWord)
       this._rxWord += 4
       if (len === OWN_BUFFER) {
-        msg[i] = this._rxBatch[this._rxOwn]
+        if (this._rxOwn === null) this._rxOwn = callNative(() => this._native.takeOwnBuffers())
+        msg[i] = this._rxOwn[this._rxOwnAt]
         // Cleared so the batch does not keep a large frame alive once it was handed out.
-        this._rxBatch[this._rxOwn++] = undefined
+        this._rxOwn[this._rxOwnAt++] = undefined
       } else {
-        msg[i] = data.subarray(this._rxByte, this._rxByte + len)
+        msg[i] = slab.subarray(this._rxByte, this._rxByte + len)
         this._rxByte += len
       }
     }
-    if (--this._rxLeft === 0) {
-      this._rx = null
-      this._rxBatch = null
-    }
+    if (--this._rxLeft === 0) this._rxOwn = null
     return msg
   }
 

@@ -7,41 +7,16 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 
 import { Pull, Push } from "zeropipe";
-import { trackSockets, type Proto } from "./helpers/sockets";
+import { bindAddress, receiveN, trackSockets, within, type Proto } from "./helpers/sockets";
 
 const T = { timeout: 30_000 };
 const { push, pull } = trackSockets();
-let counter = 0;
-
-function freshAddress(proto: Proto): string {
-  counter++;
-  return {
-    tcp: "tcp://127.0.0.1:*",
-    ipc: `ipc:///tmp/zeropipe-batching-${process.pid}-${counter}.sock`,
-    inproc: `inproc://batching-${counter}`,
-  }[proto];
-}
-
 async function connectedPair(proto: Proto, pushOpts = {}, pullOpts = {}): Promise<[Push, Pull]> {
   const q = pull(pullOpts);
   const p = push(pushOpts);
-  await q.bind(freshAddress(proto));
+  await q.bind(bindAddress(proto));
   p.connect(q.lastEndpoint!);
   return [p, q];
-}
-
-function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout;
-  const guard = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms: ${what}`)), ms);
-  });
-  return Promise.race([p, guard]).finally(() => clearTimeout(timer));
-}
-
-async function receiveN(q: Pull, n: number): Promise<Buffer[][]> {
-  const out: Buffer[][] = [];
-  for (let i = 0; i < n; i++) out.push(await within(q.receive(), 15_000, `message ${i + 1} of ${n}`));
-  return out;
 }
 
 /** A deterministic byte pattern, so a frame shifted or overwritten by another shows. */
@@ -87,7 +62,7 @@ for (const proto of ["tcp", "ipc", "inproc"] as const) {
 
     it("a buffer reused while its send waits for a peer still sends what it held at the call", T, async () => {
       const p = push();
-      await p.bind(freshAddress(proto));
+      await p.bind(bindAddress(proto));
       // No peer yet, so every one of these waits in the send queue.
       const buf = Buffer.alloc(8);
       const parts = Buffer.alloc(20_000);

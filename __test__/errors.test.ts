@@ -199,7 +199,7 @@ describe("unknown endpoints", () => {
 
 describe("closed sockets", () => {
   it("a closed Push rejects bind, send, unbind and throws on connect, disconnect with EBADF", T, async () => {
-    const p = new Push();
+    const p = track(new Push());
     await p.bind(`inproc://errors-closed-${counter++}`);
     await p.close();
     assert.equal(p.closed, true);
@@ -212,7 +212,7 @@ describe("closed sockets", () => {
   });
 
   it("a closed Pull rejects receive and bind with EBADF", T, async () => {
-    const q = new Pull();
+    const q = track(new Pull());
     await q.close();
     await assert.rejects(q.receive(), matches(Error, "EBADF"));
     await assert.rejects(q.bind("tcp://127.0.0.1:*"), matches(Error, "EBADF"));
@@ -220,8 +220,8 @@ describe("closed sockets", () => {
   });
 
   it("sends and receives pending when close() is called reject with EBADF", T, async () => {
-    const p = new Push({ linger: 0 });
-    const q = new Pull();
+    const p = track(new Push({ linger: 0 }));
+    const q = track(new Pull());
     // No peers: both wait until the close.
     const send = p.send("never sent");
     const receive = q.receive();
@@ -231,8 +231,18 @@ describe("closed sockets", () => {
     await closes;
   });
 
+  it("a closed socket refuses option changes with EBADF and keeps the values it had", T, async () => {
+    const p = track(new Push({ linger: 7 }));
+    const q = track(new Pull());
+    await Promise.all([p.close(), q.close()]);
+    assert.throws(() => (p.linger = 0), matches(Error, "EBADF"));
+    assert.throws(() => (p.sendHighWaterMark = 5), matches(Error, "EBADF"));
+    assert.throws(() => (q.receiveTimeout = 5), matches(Error, "EBADF"));
+    assert.equal(p.linger, 7, "reading is still fine");
+  });
+
   it("close() twice returns the same settled close", T, async () => {
-    const q = new Pull();
+    const q = track(new Pull());
     const first = q.close();
     assert.equal(q.close(), first);
     await first;

@@ -6,9 +6,8 @@ import { describe, it } from "node:test";
 
 import { Pull, Push, type EventType, type PushOptions, type SocketEvent } from "zeropipe";
 import { RawClient, portOf } from "./helpers/raw-zmtp";
-import { freePort, trackSockets } from "./helpers/sockets";
+import { bindAddress, freePort, trackSockets, within } from "./helpers/sockets";
 
-type Proto = "tcp" | "ipc" | "inproc";
 type Sock = Push | Pull;
 
 const T = { timeout: 30_000 };
@@ -18,13 +17,6 @@ const tracked = trackSockets();
 // linger 0 up front: tests here close sockets themselves and must not wait for flushes.
 const push = (options?: PushOptions): Push => tracked.push({ linger: 0, ...options });
 const pull = tracked.pull;
-
-function bindAddress(proto: Proto): string {
-  counter++;
-  if (proto === "tcp") return "tcp://127.0.0.1:*";
-  if (proto === "ipc") return `ipc:///tmp/zeropipe-events-${process.pid}-${counter}.sock`;
-  return `inproc://events-${counter}`;
-}
 
 /** The first `type` event on `sock` satisfying `pred` (listening starts now). */
 function nextEvent(sock: Sock, type: EventType, pred: (ev: SocketEvent) => boolean = () => true, ms = 10_000): Promise<SocketEvent> {
@@ -47,14 +39,6 @@ function nextEvent(sock: Sock, type: EventType, pred: (ev: SocketEvent) => boole
  * Fails with `what` instead of hanging when `p` does not settle. Its timer also keeps the
  * process alive while the test waits: listening to events alone does not (by design).
  */
-function within<T>(p: Promise<T>, what: string, ms = 10_000): Promise<T> {
-  let timer: NodeJS.Timeout;
-  const guard = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms: ${what}`)), ms);
-  });
-  return Promise.race([p, guard]).finally(() => clearTimeout(timer));
-}
-
 /** Records every event type on `sock`, in order. */
 function record(sock: Sock): SocketEvent[] {
   const seen: SocketEvent[] = [];
@@ -161,7 +145,7 @@ for (const proto of ["tcp", "ipc", "inproc"] as const) {
         p.connect(address);
         const d = await delay;
         assert.equal(d.address, address);
-        await within(four, "four connect:retry events");
+        await within(four, 10_000, "four connect:retry events");
         for (const ev of retries) assert.equal(ev.address, address);
         assert.deepEqual(retries.slice(0, 4).map((ev) => ev.interval), [50, 100, 200, 200]);
       });
@@ -177,7 +161,7 @@ for (const proto of ["tcp", "ipc", "inproc"] as const) {
           });
         });
         p.connect(address);
-        await within(three, "three connect:retry events");
+        await within(three, 10_000, "three connect:retry events");
         assert.deepEqual(retries.slice(0, 3), [30, 30, 30]);
       });
 
@@ -229,6 +213,16 @@ for (const proto of ["tcp", "ipc", "inproc"] as const) {
     }
   });
 }
+
+describe("OS errors in events", () => {
+  it("connect:delay carries the errno name of a refused connection, ECONNREFUSED", T, async () => {
+    const p = push({ reconnectInterval: 50 });
+    const delay = nextEvent(p, "connect:delay");
+    p.connect(`tcp://127.0.0.1:${await freePort()}`);
+    const ev = await delay;
+    assert.equal(ev.error?.code, "ECONNREFUSED", ev.error?.message);
+  });
+});
 
 describe("bind:error", () => {
   it("fires with the error when the address is taken", T, async () => {

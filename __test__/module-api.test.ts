@@ -10,7 +10,7 @@ import * as path from "node:path";
 import { afterEach, describe, it, mock } from "node:test";
 
 import { close, configure, DEFAULT_ENDPOINT, Pull, pull, push } from "zeropipe";
-import { fixedEndpoints } from "./helpers/sockets";
+import { fixedEndpoints, waitFor, within } from "./helpers/sockets";
 
 
 const REPO = path.resolve(__dirname, "..");
@@ -33,24 +33,6 @@ function track<T>(p: Promise<T>) {
     },
   );
   return state;
-}
-
-/** Rejects if `p` has not settled within `ms`: a guard so a hang fails with a message. */
-function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout;
-  const guard = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms);
-  });
-  return Promise.race([p, guard]).finally(() => clearTimeout(timer));
-}
-
-/** Waits until `cond()` holds, checking every few ms; fails after `ms`. */
-async function until(cond: () => boolean, ms: number, what: string): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await delay(5);
-  }
 }
 
 // A failed assertion must not leave module sockets behind for the next test.
@@ -186,7 +168,7 @@ describe("module push()/pull()", () => {
       const done = stream.then(() => "ended");
       await push("ok 1");
       await push(["multi", "part"]);
-      await within(until(() => logged.length === 2, 5_000, "two log lines"), 6_000, "two log lines");
+      await within(waitFor(() => logged.length === 2, 5_000, "two log lines"), 6_000, "two log lines");
       stream.close();
       assert.equal(await done, "ended");
     } finally {
@@ -261,14 +243,14 @@ describe("module push()/pull()", () => {
     assert.equal(first.settled, false, "push() waits while no worker is connected");
 
     const jobs = pull()[Symbol.asyncIterator]();
-    await within(until(() => first.settled, 5_000, "job 1"), 6_000, "job 1");
+    await within(waitFor(() => first.settled, 5_000, "job 1"), 6_000, "job 1");
     assert.equal(first.fulfilled, true);
 
     // libzmq sizes an inproc pipe as the sum of both marks: room for two jobs in total.
     const second = track(push("job 2"));
     const third = track(push("job 3"));
     const fourth = track(push("job 4"));
-    await within(until(() => second.settled, 5_000, "job 2"), 6_000, "job 2");
+    await within(waitFor(() => second.settled, 5_000, "job 2"), 6_000, "job 2");
     await delay(50);
     assert.equal(second.fulfilled, true);
     assert.equal(third.settled, false, "job 3 waits: the pipe holds job 1 and job 2");
@@ -276,7 +258,7 @@ describe("module push()/pull()", () => {
 
     const taken = await within(jobs.next(), 5_000, "the first job");
     assert.deepEqual(taken, { value: [Buffer.from("job 1")], done: false });
-    await within(until(() => third.settled && fourth.settled, 5_000, "jobs 3 and 4"), 6_000, "jobs 3 and 4");
+    await within(waitFor(() => third.settled && fourth.settled, 5_000, "jobs 3 and 4"), 6_000, "jobs 3 and 4");
     assert.equal(third.fulfilled && fourth.fulfilled, true);
 
     const rest: string[] = [];

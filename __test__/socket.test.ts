@@ -8,66 +8,18 @@ import * as net from "node:net";
 import { describe, it } from "node:test";
 
 import { Pull, Push, type PullOptions, type PushOptions } from "zeropipe";
-import { freePort, trackSockets } from "./helpers/sockets";
+import { bindAddress, bindFresh, freePort, receiveN, trackSockets, waitFor, within, type Proto } from "./helpers/sockets";
 
-type Proto = "tcp" | "ipc" | "inproc";
-type Sock = Push | Pull;
 
 // Generous: the machine is small and other builds may be running.
 const T = { timeout: 30_000 };
 
-let counter = 0;
 const { push, pull } = trackSockets();
-
-/** A fresh address to bind to; for tcp an ephemeral port (read it back from lastEndpoint). */
-function bindAddress(proto: Proto): string {
-  counter++;
-  switch (proto) {
-    case "tcp":
-      return "tcp://127.0.0.1:*";
-    case "ipc":
-      return `ipc:///tmp/zeropipe-test-${process.pid}-${counter}.sock`;
-    case "inproc":
-      return `inproc://socket-test-${counter}`;
-  }
-}
-
-/** Binds `sock` to a fresh address and returns the address peers connect to. */
-async function bindFresh(sock: Sock, proto: Proto): Promise<string> {
-  await sock.bind(bindAddress(proto));
-  const ep = sock.lastEndpoint;
-  assert.ok(ep, "lastEndpoint is set after bind");
-  return ep;
-}
 
 /** An address known before anyone binds it. */
 async function fixedAddress(proto: Proto): Promise<string> {
   if (proto === "tcp") return `tcp://127.0.0.1:${await freePort()}`;
   return bindAddress(proto);
-}
-
-/** Fails with `what` instead of hanging the test when `p` does not settle. */
-function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout;
-  const guard = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms: ${what}`)), ms);
-  });
-  return Promise.race([p, guard]).finally(() => clearTimeout(timer));
-}
-
-/** Polls a state that has no event of its own (e.g. `readable`) until it holds. */
-async function waitFor(cond: () => boolean, what: string, ms = 10_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}
-
-async function receiveN(sock: Pull, n: number): Promise<Buffer[][]> {
-  const out: Buffer[][] = [];
-  for (let i = 0; i < n; i++) out.push(await within(sock.receive(), 15_000, `message ${i + 1} of ${n}`));
-  return out;
 }
 
 const text = (msg: Buffer[]) => msg.map((f) => f.toString());
@@ -318,9 +270,9 @@ for (const proto of ["tcp", "ipc", "inproc"] as const) {
         assert.equal(q.readable, false);
         const address = await bindFresh(q, proto);
         p.connect(address);
-        await waitFor(() => p.writable, "Push writable once it has a peer");
+        await waitFor(() => p.writable, 10_000, "Push writable once it has a peer");
         await p.send("first");
-        await waitFor(() => q.readable, "Pull readable once a message arrived");
+        await waitFor(() => q.readable, 10_000, "Pull readable once a message arrived");
         assert.deepEqual(text(await q.receive()), ["first"]);
         assert.equal(q.readable, false, "nothing left after receiving the only message");
 
@@ -340,7 +292,7 @@ for (const proto of ["tcp", "ipc", "inproc"] as const) {
         assert.equal(p.writable, false, "full Push is not writable");
         assert.equal(q.readable, true, "full Pull is readable");
         await receiveN(q, accepted);
-        await waitFor(() => p.writable, "Push writable again after the Pull read everything");
+        await waitFor(() => p.writable, 10_000, "Push writable again after the Pull read everything");
 
         await p.close();
         await q.close();
@@ -355,7 +307,7 @@ for (const proto of ["tcp", "ipc", "inproc"] as const) {
 
 /** Receives, waiting for the message to arrive even on a `receiveTimeout: 0` socket. */
 async function waitReceive(sock: Pull): Promise<Buffer[]> {
-  await waitFor(() => sock.readable, "a message to arrive");
+  await waitFor(() => sock.readable, 10_000, "a message to arrive");
   return sock.receive();
 }
 

@@ -5,19 +5,10 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 
-import { trackSockets } from "./helpers/sockets";
+import { trackSockets, within } from "./helpers/sockets";
 
 const T = { timeout: 30_000 };
 const { push, pull } = trackSockets();
-
-/** Fails with `what` instead of hanging the test when `p` does not settle. */
-function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout;
-  const guard = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms: ${what}`)), ms);
-  });
-  return Promise.race([p, guard]).finally(() => clearTimeout(timer));
-}
 
 function isCoded(code: string) {
   return (err: unknown) => {

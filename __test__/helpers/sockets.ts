@@ -1,10 +1,57 @@
-// Shared by the test files: sockets closed after every test, and free TCP ports.
+// Shared by the test files: sockets closed after every test, fresh addresses and free TCP
+// ports, and time limits on anything awaited (a hang is a failure with a message).
 
 import { existsSync, unlinkSync } from "node:fs";
 import * as net from "node:net";
 import { afterEach } from "node:test";
 
 import { Pull, Push, type PullOptions, type PushOptions } from "zeropipe";
+
+export type Proto = "tcp" | "ipc" | "inproc";
+export const PROTOS: Proto[] = ["tcp", "ipc", "inproc"];
+
+let counter = 0;
+
+/** A fresh address to bind to: for tcp an ephemeral port (read it back from lastEndpoint). */
+export function bindAddress(proto: Proto): string {
+  counter++;
+  if (proto === "tcp") return "tcp://127.0.0.1:*";
+  if (proto === "ipc") return `ipc:///tmp/zeropipe-test-${process.pid}-${counter}.sock`;
+  return `inproc://test-${process.pid}-${counter}`;
+}
+
+/** Binds `sock` to a fresh address and returns the address peers connect to. */
+export async function bindFresh(sock: Push | Pull, proto: Proto): Promise<string> {
+  await sock.bind(bindAddress(proto));
+  const ep = sock.lastEndpoint;
+  if (!ep) throw new Error("lastEndpoint is not set after bind");
+  return ep;
+}
+
+/** Fails with `what` instead of hanging the test when `p` does not settle within `ms`. */
+export function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout;
+  const guard = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms);
+  });
+  return Promise.race([p, guard]).finally(() => clearTimeout(timer));
+}
+
+/** Polls a state that has no event of its own (e.g. `readable`) until it holds. */
+export async function waitFor(cond: () => boolean, ms: number, what: string): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+/** The next `n` messages of `q`, each within 15 s. */
+export async function receiveN(q: Pull, n: number): Promise<Buffer[][]> {
+  const out: Buffer[][] = [];
+  for (let i = 0; i < n; i++) out.push(await within(q.receive(), 15_000, `message ${i + 1} of ${n}`));
+  return out;
+}
 
 /**
  * Sockets opened by a test file's tests, closed after each test — a failed test must not
@@ -16,7 +63,7 @@ export function trackSockets() {
   afterEach(async () => {
     await Promise.all(
       open.splice(0).map((s) => {
-        s.linger = 0;
+        if (!s.closed) s.linger = 0;
         return s.close();
       }),
     );
@@ -43,8 +90,6 @@ export function freePort(): Promise<number> {
     });
   });
 }
-
-export type Proto = "tcp" | "ipc" | "inproc";
 
 /**
  * Addresses known before anyone binds them (the module API and the example scripts need the

@@ -1,415 +1,447 @@
-//! One tcp/ipc connection: handshake, then a reader and a writer driven by one task, plus
-//! heartbeats; and the connector loop that (re)establishes outgoing connections.
+//! One tcp/ipc connection: handshake, then a reader and a writer driven by one task, with
+//! heartbeats judged by [`crate::heartbeat`]. The reconnect loop around it is
+//! [`crate::connector`].
 //!
 //! Reader and writer run as two futures in one `select!` rather than two spawned tasks: a
 //! connection then costs one task, and when either side fails the whole connection ends.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::future::Future;
+use std::io::{self, IoSlice};
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use bytes::{Buf, Bytes, BytesMut};
+use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, Notify};
-use tokio::time::Instant;
+use tokio::time::{Instant, MissedTickBehavior};
 
 use crate::codec::{self, Command, Decoded, Decoder};
-use crate::endpoint::Endpoint;
 use crate::error::{Code, Error, Result};
 use crate::events::EventKind;
 use crate::handshake::{self, SocketType};
+use crate::heartbeat::Liveness;
 use crate::message::Message;
 use crate::options::{millis, SocketOptions};
 use crate::pipe::{Pipe, PushError};
-use crate::shutdown::Shutdown;
 use crate::socket::Inner;
-use crate::transport::{self, Stream};
+use crate::transport::{ReadHalf, Stream, WriteHalf};
 
 /// The smallest read: many small messages per syscall. Each read's buffer is shared by the
 /// messages decoded from it, until they are all delivered.
 const READ_CHUNK: usize = 64 * 1024;
-/// The largest body reserved in one go from its declared size alone (see `reader`).
+/// The largest body reserved in one go from its declared size alone (see `read_loop`).
 const BODY_RESERVE_MAX: usize = 4 << 20;
 /// Frames at least this large are written straight from their `Bytes`, not copied into
 /// the write buffer.
-const ZERO_COPY_MIN: usize = 32 * 1024;
+const WRITE_BY_REFERENCE_MIN: usize = 32 * 1024;
 /// Flush the write buffer once it holds this much.
 const WRITE_BATCH_BYTES: usize = 64 * 1024;
 /// Messages taken from the pipe per writer round.
 const WRITE_BATCH_MSGS: usize = 512;
+/// Slices per vectored write: a batch of small frames is one buffer, large frames one slice
+/// each, so a handful covers any batch.
+const MAX_IO_SLICES: usize = 64;
 
 /// Where the connection's pipe comes from.
-enum PipeSource {
-    /// A connect-side pipe that outlives reconnects; `attached` says whether the socket
-    /// already has it (it does unless `immediate` kept it out until a peer is there).
-    Persistent { pipe: Arc<Pipe>, notify: Arc<Notify> },
+#[derive(Clone)]
+pub(crate) enum PipeSource {
+    /// A connect-side pipe that outlives reconnects, attached to the socket since connect.
+    Persistent {
+        pipe: Arc<Pipe>,
+        notify: Arc<Notify>,
+    },
     /// A connection without its own pipe: one is made after the handshake (accepted
     /// connections, and connect-side PUSH with `immediate`).
     Fresh,
 }
 
-/// Runs an accepted connection until it ends, the socket's connections stop, or its
-/// endpoint is unbound.
-pub(crate) async fn accepted(inner: Arc<Inner>, stream: Stream, address: String, socket: Shutdown, unbound: Shutdown) {
-    let stop = either(socket, unbound);
-    let _ = run_until(&inner, stream, &address, PipeSource::Fresh, stop).await;
-    inner.event(EventKind::Disconnect, &address, None, None);
-}
-
-/// Resolves when either shutdown fires.
-async fn either(mut a: Shutdown, mut b: Shutdown) {
-    tokio::select! {
-        _ = a.wait() => {},
-        _ = b.wait() => {},
-    }
-}
-
-/// Connects to `ep`, runs the connection, and reconnects with backoff until shut down.
-pub(crate) async fn connector(
-    inner: Arc<Inner>,
-    ep: Endpoint,
+/// A connection's own state: its socket, its peer's address and the options in force when
+/// it started (libzmq applies changed options to new connections only).
+pub(crate) struct Connection {
+    socket: Arc<Inner>,
     address: String,
-    pipe: Option<Arc<Pipe>>,
+    opts: SocketOptions,
+}
+
+/// What a running connection's reader and writer share.
+struct Link {
+    pipe: Arc<Pipe>,
+    /// Woken by the pipe's socket side: data to write (PUSH) or room to read into (PULL).
     notify: Arc<Notify>,
-    mut shutdown: Shutdown,
-) {
-    let opts = inner.options();
-    let base = opts.reconnect_interval;
-    let mut interval = base.max(0) as u64;
-    let conn_shutdown = inner.conn_shutdown();
-    loop {
-        let attempt = tokio::select! {
-            _ = shutdown.wait() => return,
-            r = transport::connect(&ep, &address, millis(opts.connect_timeout).filter(|d| !d.is_zero())) => r,
+    live: Liveness,
+}
+
+/// How a connection ended.
+pub(crate) enum Ended {
+    /// Stopped before the handshake completed (by the socket, the peer or an error).
+    BeforeHandshake,
+    /// After a completed handshake.
+    AfterHandshake,
+}
+
+impl Connection {
+    pub(crate) fn new(socket: Arc<Inner>, address: String) -> Self {
+        let opts = socket.options();
+        Connection {
+            socket,
+            address,
+            opts,
+        }
+    }
+
+    /// Runs the connection until the peer leaves, an error ends it, or `stop` resolves;
+    /// reports `disconnect` (with the error, if one ended it) either way.
+    pub(crate) async fn run(
+        self,
+        stream: Stream,
+        source: PipeSource,
+        stop: impl Future<Output = ()>,
+    ) -> Ended {
+        tokio::pin!(stop);
+        let (ended, error) = self.run_inner(stream, source, &mut stop).await;
+        self.socket
+            .event(EventKind::Disconnect, &self.address, None, error);
+        ended
+    }
+
+    async fn run_inner(
+        &self,
+        mut stream: Stream,
+        source: PipeSource,
+        stop: &mut Pin<&mut impl Future<Output = ()>>,
+    ) -> (Ended, Option<Error>) {
+        let kind = self.socket.kind();
+        let mut buf = BytesMut::with_capacity(8 * 1024);
+        let mut decoder = Decoder::new(self.opts.max_message_size);
+        let handshake = tokio::select! {
+            _ = stop.as_mut() => return (Ended::BeforeHandshake, None),
+            r = self.handshake(&mut stream, &mut buf, &mut decoder) => r,
         };
-        match attempt {
-            Ok(stream) => {
-                inner.event(EventKind::Connect, &address, None, None);
-                let source = match &pipe {
-                    Some(p) => PipeSource::Persistent { pipe: p.clone(), notify: notify.clone() },
-                    None => PipeSource::Fresh,
-                };
-                // Either this endpoint's trigger (disconnect/close) or the socket-wide one
-                // ends the connection.
-                let stop = either(shutdown.clone(), conn_shutdown.clone());
-                let handshaken = run_until(&inner, stream, &address, source, stop).await;
-                inner.event(EventKind::Disconnect, &address, None, None);
-                if handshaken {
-                    interval = base.max(0) as u64;
-                }
+        if let Err(e) = handshake {
+            let event = if e.code == Code::Proto {
+                EventKind::HandshakeErrorProtocol
+            } else {
+                EventKind::HandshakeErrorOther
+            };
+            self.socket.event(event, &self.address, None, Some(e));
+            return (Ended::BeforeHandshake, None);
+        }
+        if self.socket.is_closed() && kind == SocketType::Pull {
+            return (Ended::BeforeHandshake, None);
+        }
+
+        let (pipe, notify, fresh) = match source {
+            PipeSource::Persistent { pipe, notify } => (pipe, notify, false),
+            PipeSource::Fresh => {
+                let notify = Arc::new(Notify::new());
+                let pipe = self.socket.new_pipe(&self.opts, notify.clone());
+                self.socket.attach(pipe.clone());
+                (pipe, notify, true)
             }
-            Err(e) => {
-                let err = Error::from_io(&e, "connect to", &address);
-                inner.event(EventKind::ConnectDelay, &address, None, Some(err));
-            }
+        };
+        self.socket
+            .event(EventKind::Handshake, &self.address, None, None);
+
+        let link = Link {
+            pipe,
+            notify,
+            live: Liveness::new(&self.opts),
+        };
+        let (ctrl_tx, ctrl_rx) = mpsc::channel::<Command>(8);
+        let (rd, wr) = stream.into_split();
+        let result = tokio::select! {
+            _ = stop.as_mut() => Ok(()),
+            r = self.read_loop(rd, buf, decoder, &link, &ctrl_tx) => r,
+            r = self.write_loop(wr, &link, ctrl_rx) => r,
+        };
+        if kind == SocketType::Push {
+            // Whatever the writer had taken is gone with the connection.
+            link.pipe.abandon_in_flight();
         }
-        // A closing PUSH keeps reconnecting while it lingers (as libzmq does), so what it
-        // queued for a peer that is briefly down still gets there; it stops once close()
-        // ends its connections.
-        if base < 0 || shutdown.is_fired() || conn_shutdown.is_fired() {
-            return;
+        if fresh {
+            self.socket.release_pipe(&link.pipe);
         }
-        inner.event(EventKind::ConnectRetry, &address, Some(interval), None);
-        tokio::select! {
-            _ = shutdown.wait() => return,
-            _ = tokio::time::sleep(Duration::from_millis(interval)) => {}
-        }
-        // As libzmq: a maximum not above the base interval means no backoff.
-        if opts.reconnect_max_interval > base {
-            interval = (interval.max(1) * 2).min(opts.reconnect_max_interval as u64);
-        }
+        (Ended::AfterHandshake, result.err())
     }
-}
 
-/// Shared, lock-free connection state read by the watchdog.
-struct Liveness {
-    start: Instant,
-    /// Milliseconds since `start` of the last bytes received.
-    last_recv: AtomicU64,
-    /// The TTL the peer asked for in its last PING, ms (0 = none).
-    peer_ttl: AtomicU64,
-}
-
-impl Liveness {
-    fn touch(&self) {
-        self.last_recv.store(self.start.elapsed().as_millis() as u64, Ordering::Relaxed);
-    }
-    fn silent_for(&self) -> u64 {
-        (self.start.elapsed().as_millis() as u64).saturating_sub(self.last_recv.load(Ordering::Relaxed))
-    }
-}
-
-/// Returns whether the handshake completed.
-async fn run_until(
-    inner: &Arc<Inner>,
-    mut stream: Stream,
-    address: &str,
-    source: PipeSource,
-    stop: impl std::future::Future<Output = ()>,
-) -> bool {
-    let opts = inner.options();
-    let mut buf = BytesMut::with_capacity(8 * 1024);
-    let mut decoder = Decoder::new(opts.max_message_size);
-    tokio::pin!(stop);
-
-    let hs = handshake::handshake(&mut stream, inner.kind, &mut buf, &mut decoder);
-    let hs = async {
-        match millis(opts.handshake_interval).filter(|d| !d.is_zero()) {
+    /// The NULL handshake, bounded by `handshakeInterval`.
+    async fn handshake(
+        &self,
+        stream: &mut Stream,
+        buf: &mut BytesMut,
+        decoder: &mut Decoder,
+    ) -> Result<()> {
+        let hs = handshake::handshake(stream, self.socket.kind(), buf, decoder);
+        match millis(self.opts.handshake_interval).filter(|d| !d.is_zero()) {
             Some(d) => match tokio::time::timeout(d, hs).await {
-                Ok(r) => r,
-                Err(_) => Err(Error::new(Code::Again, format!("handshake with {address} timed out"))),
+                Ok(r) => r.map(|_| ()),
+                Err(_) => Err(Error::new(
+                    Code::Again,
+                    format!("handshake with {} timed out", self.address),
+                )),
             },
-            None => hs.await,
+            None => hs.await.map(|_| ()),
         }
-    };
-    let peer = tokio::select! {
-        _ = &mut stop => return false,
-        r = hs => r,
-    };
-    if let Err(e) = peer {
-        let kind = if e.code == Code::Proto { EventKind::HandshakeErrorProtocol } else { EventKind::HandshakeErrorOther };
-        inner.event(kind, address, None, Some(e));
-        return false;
-    }
-    if inner.is_closed() && inner.kind == SocketType::Pull {
-        return false;
     }
 
-    let (pipe, notify, fresh) = match source {
-        PipeSource::Persistent { pipe, notify } => (pipe, notify, false),
-        PipeSource::Fresh => {
-            let notify = Arc::new(Notify::new());
-            let pipe = inner.new_pipe(&opts, notify.clone());
-            inner.attach(pipe.clone());
-            (pipe, notify, true)
-        }
-    };
-    inner.event(EventKind::Handshake, address, None, None);
-
-    let live = Liveness { start: Instant::now(), last_recv: AtomicU64::new(0), peer_ttl: AtomicU64::new(0) };
-    let (ctrl_tx, ctrl_rx) = mpsc::channel::<Command>(8);
-    let (rd, wr) = stream.into_split();
-    let result = tokio::select! {
-        _ = &mut stop => Ok(()),
-        r = reader(rd, buf, decoder, inner.kind, &pipe, &notify, &ctrl_tx, &live) => r,
-        r = writer(wr, inner.kind, &pipe, &notify, ctrl_rx, &opts) => r,
-        e = watchdog(&opts, &live) => Err(e),
-    };
-    let _ = result;
-    if inner.kind == SocketType::Push {
-        // Whatever the writer had taken is gone with the connection.
-        pipe.abandon_in_flight();
-    }
-    if fresh {
-        inner.release_pipe(&pipe);
-    }
-    true
-}
-
-#[allow(clippy::too_many_arguments)]
-async fn reader(
-    mut rd: transport::ReadHalf,
-    mut buf: BytesMut,
-    mut decoder: Decoder,
-    kind: SocketType,
-    pipe: &Pipe,
-    room: &Notify,
-    ctrl: &mpsc::Sender<Command>,
-    live: &Liveness,
-) -> Result<()> {
-    loop {
-        while let Some(item) = decoder.decode(&mut buf)? {
-            match item {
-                Decoded::Message(msg) => {
-                    if kind == SocketType::Pull {
-                        deliver(pipe, room, msg).await?;
+    async fn read_loop(
+        &self,
+        mut rd: ReadHalf,
+        mut buf: BytesMut,
+        mut decoder: Decoder,
+        link: &Link,
+        ctrl: &mpsc::Sender<Command>,
+    ) -> Result<()> {
+        let kind = self.socket.kind();
+        let read_error = |e: io::Error| Error::from_io(&e, "read from", &self.address);
+        loop {
+            while let Some(item) = decoder.decode(&mut buf)? {
+                match item {
+                    Decoded::Message(msg) => {
+                        if kind == SocketType::Pull {
+                            deliver(link, msg).await?;
+                        }
+                        // A PULL peer has nothing to send us; libzmq drops such frames too.
                     }
-                    // A PULL peer has nothing to send us; libzmq drops such frames too.
-                }
-                Decoded::Command(cmd) => match cmd {
-                    Command::Ping { ttl, context } => {
-                        live.peer_ttl.store(ttl as u64 * 100, Ordering::Relaxed);
+                    Decoded::Command(Command::Ping { ttl, context }) => {
+                        link.live.pinged(ttl as u64 * 100);
                         // If the writer is backed up the peer is hearing from us anyway.
                         let _ = ctrl.try_send(Command::Pong { context });
                     }
-                    Command::Error(reason) => {
-                        return Err(Error::new(Code::Proto, format!("peer sent ERROR: {reason}")));
+                    Decoded::Command(Command::Error(reason)) => {
+                        return Err(Error::new(
+                            Code::Proto,
+                            format!("peer sent ERROR: {reason}"),
+                        ));
                     }
-                    // PONG only proves liveness (the read was touched); unknown commands are ignored
+                    // PONG only proves liveness (the read did); unknown commands are ignored
                     // so newer peers can extend the protocol.
-                    _ => {}
+                    Decoded::Command(_) => {}
+                }
+            }
+            // Reads are at least READ_CHUNK, so small messages arrive many per syscall. A
+            // large frame's body is read into one allocation of its declared size, up to
+            // BODY_RESERVE_MAX; beyond that it grows by at most doubling what already
+            // arrived, so a declared size alone never commits more than that (and untouched
+            // reserved pages cost no memory). The extra header's worth lets a stream of large
+            // frames take one read per frame instead of a short header read and a body read.
+            let needed = decoder.needed();
+            let cap = READ_CHUNK.max(buf.len()).max(needed.min(BODY_RESERVE_MAX));
+            buf.reserve(needed.clamp(READ_CHUNK, cap) + codec::MAX_HEADER_LEN);
+            let n = match link.live.deadline() {
+                None => rd.read_buf(&mut buf).await.map_err(read_error)?,
+                Some(deadline) => tokio::select! {
+                    biased;
+                    r = rd.read_buf(&mut buf) => r.map_err(read_error)?,
+                    _ = tokio::time::sleep_until(deadline) => {
+                        // Judge on what has arrived, not on whether we were scheduled in
+                        // time to see it.
+                        match rd.try_read_buf(&mut buf) {
+                            Ok(n) => n,
+                            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                                if link.live.expired() {
+                                    let silent = link.live.silent_for();
+                                    return Err(Error::new(
+                                        Code::Again,
+                                        format!("{} silent for {silent} ms: heartbeat timeout", self.address),
+                                    ));
+                                }
+                                // Heard from in the meantime (a write drained): look again.
+                                continue;
+                            }
+                            Err(e) => return Err(read_error(e)),
+                        }
+                    }
                 },
+            };
+            if n == 0 {
+                return Ok(());
+            }
+            link.live.heard();
+        }
+    }
+
+    async fn write_loop(
+        &self,
+        mut wr: WriteHalf,
+        link: &Link,
+        mut ctrl: mpsc::Receiver<Command>,
+    ) -> Result<()> {
+        let kind = self.socket.kind();
+        let write_error = |e: io::Error| Error::from_io(&e, "write to", &self.address);
+        let pipe = &link.pipe;
+        let mut out = BytesMut::with_capacity(WRITE_BATCH_BYTES);
+        let mut batch: Vec<Message> = Vec::with_capacity(WRITE_BATCH_MSGS);
+        let mut heartbeat = (self.opts.heartbeat_interval > 0).then(|| {
+            let period = Duration::from_millis(self.opts.heartbeat_interval as u64);
+            let mut t = tokio::time::interval_at(Instant::now() + period, period);
+            // After a stall, one PING, not a burst of the ones missed.
+            t.set_missed_tick_behavior(MissedTickBehavior::Delay);
+            t
+        });
+        let ttl = (self.opts.heartbeat_time_to_live / 100).clamp(0, u16::MAX as i32) as u16;
+        let ping = || Command::Ping {
+            ttl,
+            context: Bytes::new(),
+        };
+        loop {
+            while let Ok(cmd) = ctrl.try_recv() {
+                codec::encode_command(&cmd, &mut out);
+            }
+            // A writer that always has data never reaches the select below, yet a PULL peer
+            // only speaks when PINGed: without this its silence would trip our watchdog.
+            if let Some(h) = heartbeat.as_mut() {
+                let due = std::future::poll_fn(|cx| Poll::Ready(h.poll_tick(cx).is_ready())).await;
+                if due {
+                    codec::encode_command(&ping(), &mut out);
+                }
+            }
+            let mut taken = 0;
+            if kind == SocketType::Push {
+                // Byte-bounded: messages still queued outlive this connection (see pop_batch).
+                taken = pipe.pop_batch(&mut batch, WRITE_BATCH_MSGS, WRITE_BATCH_BYTES);
+                for msg in batch.drain(..) {
+                    let frames = msg.frames();
+                    let last = frames.len().saturating_sub(1);
+                    for (i, frame) in frames.iter().enumerate() {
+                        codec::encode_frame_header(i != last, frame.len(), &mut out);
+                        if frame.len() >= WRITE_BY_REFERENCE_MIN {
+                            let mut body: Bytes = frame.clone();
+                            let mut both = bytes::Buf::chain(&mut out, &mut body);
+                            write_all(&mut wr, &mut both, &link.live)
+                                .await
+                                .map_err(write_error)?;
+                        } else {
+                            out.extend_from_slice(frame);
+                        }
+                    }
+                    if out.len() >= WRITE_BATCH_BYTES {
+                        write_all(&mut wr, &mut out, &link.live)
+                            .await
+                            .map_err(write_error)?;
+                    }
+                }
+            }
+            if !out.is_empty() {
+                write_all(&mut wr, &mut out, &link.live)
+                    .await
+                    .map_err(write_error)?;
+            }
+            if taken > 0 {
+                pipe.written();
+                continue;
+            }
+            wr.flush().await.map_err(write_error)?;
+
+            // Only a PUSH writer waits for data; a PULL's notify belongs to its reader (room
+            // in the pipe), and registering here could swallow the reader's wake-up.
+            let data_ready = async {
+                if kind != SocketType::Push {
+                    return std::future::pending::<()>().await;
+                }
+                link.notify.notified().await
+            };
+            tokio::pin!(data_ready);
+            if kind == SocketType::Push {
+                // Register before the last emptiness check so a push in between is not missed.
+                let ready = poll_once(data_ready.as_mut()).await;
+                if ready || !pipe.is_empty() {
+                    continue;
+                }
+            }
+            let tick = async {
+                match heartbeat.as_mut() {
+                    Some(h) => {
+                        h.tick().await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            };
+            let keepalive = async {
+                match link.live.keepalive_period() {
+                    Some(period) => tokio::time::sleep(period).await,
+                    None => std::future::pending::<()>().await,
+                }
+            };
+            tokio::select! {
+                _ = &mut data_ready => {}
+                cmd = ctrl.recv() => match cmd {
+                    Some(cmd) => codec::encode_command(&cmd, &mut out),
+                    None => return Ok(()),
+                },
+                _ = tick => codec::encode_command(&ping(), &mut out),
+                // The reader is paused, so the peer's PINGs go unanswered: tell it we live.
+                _ = keepalive => codec::encode_command(&ping(), &mut out),
+                // Paused or resumed: look at the keepalive again.
+                _ = link.live.pause_changed.notified() => {}
             }
         }
-        // Reads are at least READ_CHUNK, so small messages arrive many per syscall. A large
-        // frame's body is read into one allocation of its declared size, up to
-        // BODY_RESERVE_MAX; beyond that it grows by at most doubling what already arrived, so
-        // a declared size alone never commits more than that (and untouched reserved pages
-        // cost no memory). The extra header's worth lets a stream of large frames take one
-        // read per frame instead of a short header read and a body read.
-        let needed = decoder.needed();
-        let cap = READ_CHUNK.max(buf.len()).max(needed.min(BODY_RESERVE_MAX));
-        buf.reserve(needed.clamp(READ_CHUNK, cap) + codec::MAX_HEADER_LEN);
-        let n = rd.read_buf(&mut buf).await.map_err(|e| Error::from_io(&e, "read from", "peer"))?;
-        if n == 0 {
-            return Ok(());
-        }
-        live.touch();
     }
 }
 
 /// Queues a received message, waiting while the pipe is at its high-water mark — which
-/// stops this reader and so lets TCP push back on the sender.
-async fn deliver(pipe: &Pipe, room: &Notify, msg: Message) -> Result<()> {
+/// stops this reader and so lets TCP push back on the sender. The wait is not silence.
+async fn deliver(link: &Link, msg: Message) -> Result<()> {
     let mut msg = msg;
-    loop {
-        let notified = room.notified();
+    let mut paused = false;
+    let result = loop {
+        let notified = link.notify.notified();
         tokio::pin!(notified);
         notified.as_mut().enable();
-        match pipe.try_push(msg) {
-            Ok(()) => return Ok(()),
+        match link.pipe.try_push(msg) {
+            Ok(_) => break Ok(()),
             Err(PushError::Full(m)) => msg = m,
-            Err(PushError::Closed(_)) => return Err(Error::closed()),
+            Err(PushError::Closed(_)) => break Err(Error::closed()),
+        }
+        if !paused {
+            paused = true;
+            link.live.pause();
         }
         notified.await;
+    };
+    if paused {
+        link.live.resume();
     }
+    result
 }
 
-async fn writer(
-    mut wr: transport::WriteHalf,
-    kind: SocketType,
-    pipe: &Pipe,
-    data: &Notify,
-    mut ctrl: mpsc::Receiver<Command>,
-    opts: &SocketOptions,
-) -> Result<()> {
-    let io_err = |e: std::io::Error| Error::from_io(&e, "write to", "peer");
-    let mut out = BytesMut::with_capacity(WRITE_BATCH_BYTES);
-    let mut batch: Vec<Message> = Vec::with_capacity(WRITE_BATCH_MSGS);
-    let mut heartbeat = (opts.heartbeat_interval > 0).then(|| {
-        let period = Duration::from_millis(opts.heartbeat_interval as u64);
-        tokio::time::interval_at(Instant::now() + period, period)
-    });
-    let ttl = (opts.heartbeat_time_to_live / 100).clamp(0, u16::MAX as i32) as u16;
-    loop {
-        while let Ok(cmd) = ctrl.try_recv() {
-            codec::encode_command(&cmd, &mut out);
+/// Writes all of `buf`. A write that had to wait for the kernel's buffer to drain and then
+/// went through counts as hearing from the peer: its TCP stack acknowledged our data and its
+/// application read it (see [`crate::heartbeat`]).
+async fn write_all<B: Buf>(wr: &mut WriteHalf, buf: &mut B, live: &Liveness) -> io::Result<()> {
+    while buf.has_remaining() {
+        let mut waited = false;
+        let n = std::future::poll_fn(|cx| {
+            let mut slices = [IoSlice::new(&[]); MAX_IO_SLICES];
+            let count = buf.chunks_vectored(&mut slices);
+            let r = Pin::new(&mut *wr).poll_write_vectored(cx, &slices[..count]);
+            waited |= r.is_pending();
+            r
+        })
+        .await?;
+        if n == 0 {
+            return Err(io::ErrorKind::WriteZero.into());
         }
-        // A writer that always has data never reaches the select below, yet a PULL peer
-        // only speaks when PINGed: without this its silence would trip our watchdog.
-        if let Some(h) = heartbeat.as_mut() {
-            let due = std::future::poll_fn(|cx| std::task::Poll::Ready(h.poll_tick(cx).is_ready())).await;
-            if due {
-                codec::encode_command(&Command::Ping { ttl, context: Bytes::new() }, &mut out);
-            }
-        }
-        let mut taken = 0;
-        if kind == SocketType::Push {
-            // Byte-bounded: messages still queued outlive this connection (see pop_batch).
-            taken = pipe.pop_batch(&mut batch, WRITE_BATCH_MSGS, WRITE_BATCH_BYTES);
-            for msg in batch.drain(..) {
-                let frames = msg.frames();
-                let last = frames.len().saturating_sub(1);
-                for (i, frame) in frames.iter().enumerate() {
-                    if frame.len() >= ZERO_COPY_MIN {
-                        codec::encode_frame_header(i != last, frame.len(), &mut out);
-                        let mut body: Bytes = frame.clone();
-                        let mut both = bytes::Buf::chain(&mut out, &mut body);
-                        wr.write_all_buf(&mut both).await.map_err(io_err)?;
-                    } else {
-                        codec::encode_frame_header(i != last, frame.len(), &mut out);
-                        out.extend_from_slice(frame);
-                    }
-                }
-                if out.len() >= WRITE_BATCH_BYTES {
-                    wr.write_all_buf(&mut out).await.map_err(io_err)?;
-                }
-            }
-        }
-        if !out.is_empty() {
-            wr.write_all_buf(&mut out).await.map_err(io_err)?;
-        }
-        if taken > 0 {
-            pipe.written();
-            continue;
-        }
-        wr.flush().await.map_err(io_err)?;
-
-        // Only a PUSH writer waits for data; a PULL's notify belongs to its reader (room in
-        // the pipe), and registering here could swallow the reader's wake-up.
-        let data_ready = async {
-            if kind != SocketType::Push {
-                return std::future::pending::<()>().await;
-            }
-            data.notified().await
-        };
-        tokio::pin!(data_ready);
-        if kind == SocketType::Push {
-            // Register before the last emptiness check so a push in between is not missed.
-            let poll = futures_poll_once(data_ready.as_mut()).await;
-            if poll || !pipe.is_empty() {
-                continue;
-            }
-        }
-        let tick = async {
-            match heartbeat.as_mut() {
-                Some(h) => {
-                    h.tick().await;
-                }
-                None => std::future::pending::<()>().await,
-            }
-        };
-        tokio::select! {
-            _ = &mut data_ready => {}
-            cmd = ctrl.recv() => match cmd {
-                Some(cmd) => codec::encode_command(&cmd, &mut out),
-                None => return Ok(()),
-            },
-            _ = tick => {
-                codec::encode_command(&Command::Ping { ttl, context: Bytes::new() }, &mut out);
-            }
+        buf.advance(n);
+        if waited {
+            live.heard();
         }
     }
-}
-
-/// Ends the connection when the peer has been silent too long: longer than our heartbeat
-/// interval plus timeout (we PING it every interval, so a live peer answers), or longer than
-/// the TTL the peer itself announced.
-async fn watchdog(opts: &SocketOptions, live: &Liveness) -> Error {
-    let ours = (opts.heartbeat_interval > 0).then(|| {
-        let timeout = if opts.heartbeat_timeout > 0 { opts.heartbeat_timeout } else { opts.heartbeat_interval };
-        opts.heartbeat_interval as u64 + timeout as u64
-    });
-    loop {
-        let ttl = live.peer_ttl.load(Ordering::Relaxed);
-        let limit = match (ours, ttl) {
-            (Some(a), 0) => a,
-            (Some(a), t) => a.min(t),
-            (None, 0) => {
-                // No heartbeat in force yet; a PING with a TTL may start one.
-                tokio::time::sleep(Duration::from_millis(250)).await;
-                continue;
-            }
-            (None, t) => t,
-        };
-        let silent = live.silent_for();
-        if silent >= limit {
-            return Error::new(Code::Again, format!("peer silent for {silent} ms: heartbeat timeout"));
-        }
-        tokio::time::sleep(Duration::from_millis((limit - silent).clamp(10, 1000))).await;
-    }
+    Ok(())
 }
 
 /// Polls a future once: true if it completed. Registering a `Notified` this way (rather
 /// than `enable`, which needs the concrete type) closes the check-then-wait race.
-async fn futures_poll_once<F: std::future::Future<Output = ()>>(f: std::pin::Pin<&mut F>) -> bool {
+async fn poll_once<F: Future<Output = ()>>(f: Pin<&mut F>) -> bool {
     let mut f = Some(f);
     std::future::poll_fn(move |cx| {
         let done = match f.as_mut() {
             Some(fut) => fut.as_mut().poll(cx).is_ready(),
             None => true,
         };
-        std::task::Poll::Ready(done)
+        Poll::Ready(done)
     })
     .await
 }

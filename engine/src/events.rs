@@ -65,7 +65,10 @@ pub(crate) const MAX_QUEUED_EVENTS: usize = 4096;
 
 impl EventQueue {
     pub fn new() -> Self {
-        EventQueue { enabled: false, queue: VecDeque::new() }
+        EventQueue {
+            enabled: false,
+            queue: VecDeque::new(),
+        }
     }
 
     /// Returns true if the queue went from empty to non-empty.

@@ -38,16 +38,16 @@ fn registry() -> MutexGuard<'static, Registry> {
 struct LateWake(OnceLock<Arc<dyn Wake>>);
 
 impl Wake for LateWake {
-    fn wake(&self) {
+    fn wake(&self, pipe: &Arc<Pipe>) {
         if let Some(w) = self.0.get() {
-            w.wake();
+            w.wake(pipe);
         }
     }
 }
 
 fn hwm_of(sock: &Inner) -> usize {
     let o = sock.options();
-    match sock.kind {
+    match sock.kind() {
         SocketType::Push => o.send_high_water_mark as usize,
         SocketType::Pull => o.receive_high_water_mark as usize,
     }
@@ -71,8 +71,8 @@ fn incompatible(a: &Inner, b: &Inner, name: &str) -> Error {
         Code::Inval,
         format!(
             "inproc://{name}: a {} socket cannot talk to a {} socket",
-            a.kind.as_str(),
-            b.kind.as_str()
+            a.kind().as_str(),
+            b.kind().as_str()
         ),
     )
 }
@@ -80,7 +80,7 @@ fn incompatible(a: &Inner, b: &Inner, name: &str) -> Error {
 /// Builds the pipe from whichever side pushes to whichever pulls.
 fn link(a: &Arc<Inner>, b_side: Arc<dyn Wake>, b_hwm: usize) -> Arc<Pipe> {
     let hwm = joint_hwm(hwm_of(a), b_hwm);
-    match a.kind {
+    match a.kind() {
         SocketType::Push => Pipe::new_inproc(hwm, b_side, a.side()),
         SocketType::Pull => Pipe::new_inproc(hwm, a.side(), b_side),
     }
@@ -90,17 +90,27 @@ pub(crate) fn bind(inner: &Arc<Inner>, name: &str) -> Result<()> {
     let pending = {
         let mut reg = registry();
         if reg.bound.get(name).and_then(live).is_some() {
-            return Err(Error::new(Code::AddrInUse, format!("inproc://{name} is already bound")));
+            return Err(Error::new(
+                Code::AddrInUse,
+                format!("inproc://{name} is already bound"),
+            ));
         }
         reg.bound.insert(name.to_string(), Arc::downgrade(inner));
         reg.pending.remove(name).unwrap_or_default()
     };
     let address = format!("inproc://{name}");
     for p in pending {
-        let Some(conn) = live(&p.connector) else { continue };
-        if !inner.kind.accepts(conn.kind.as_str()) {
+        let Some(conn) = live(&p.connector) else {
+            continue;
+        };
+        if !inner.kind().accepts(conn.kind().as_str()) {
             let err = incompatible(inner, &conn, name);
-            inner.event(EventKind::HandshakeErrorProtocol, &address, None, Some(err.clone()));
+            inner.event(
+                EventKind::HandshakeErrorProtocol,
+                &address,
+                None,
+                Some(err.clone()),
+            );
             conn.event(EventKind::HandshakeErrorProtocol, &address, None, Some(err));
             conn.release_pipe(&p.pipe);
             continue;
@@ -110,7 +120,7 @@ pub(crate) fn bind(inner: &Arc<Inner>, name: &str) -> Result<()> {
         p.pipe.set_hwm(joint_hwm(hwm_of(&conn), hwm_of(inner)));
         inner.attach(p.pipe.clone());
         // The connector's side may have been waiting for room or data all along.
-        p.binder_side.wake();
+        p.binder_side.wake(&p.pipe);
         inner.event(EventKind::Accept, &address, None, None);
         inner.event(EventKind::Handshake, &address, None, None);
         conn.event(EventKind::Connect, &address, None, None);
@@ -125,7 +135,7 @@ pub(crate) fn connect(inner: &Arc<Inner>, name: &str) -> Result<Arc<Pipe>> {
     match reg.bound.get(name).and_then(live) {
         Some(binder) => {
             drop(reg);
-            if !inner.kind.accepts(binder.kind.as_str()) {
+            if !inner.kind().accepts(binder.kind().as_str()) {
                 return Err(incompatible(inner, &binder, name));
             }
             let pipe = link(inner, binder.side(), hwm_of(&binder));
@@ -141,11 +151,14 @@ pub(crate) fn connect(inner: &Arc<Inner>, name: &str) -> Result<Arc<Pipe>> {
             let late = Arc::new(LateWake::default());
             // The binder's mark is unknown until it binds; assume libzmq's default.
             let pipe = link(inner, late.clone(), 1000);
-            reg.pending.entry(name.to_string()).or_default().push(PendingConnect {
-                connector: Arc::downgrade(inner),
-                pipe: pipe.clone(),
-                binder_side: late,
-            });
+            reg.pending
+                .entry(name.to_string())
+                .or_default()
+                .push(PendingConnect {
+                    connector: Arc::downgrade(inner),
+                    pipe: pipe.clone(),
+                    binder_side: late,
+                });
             drop(reg);
             inner.attach(pipe.clone());
             Ok(pipe)
@@ -170,7 +183,8 @@ pub(crate) fn unbind(inner: &Arc<Inner>, address: &str) {
 pub(crate) fn socket_closing(inner: &Inner) {
     let me = inner as *const Inner;
     let mut reg = registry();
-    reg.bound.retain(|_, w| w.as_ptr() != me && w.strong_count() > 0);
+    reg.bound
+        .retain(|_, w| w.as_ptr() != me && w.strong_count() > 0);
     for list in reg.pending.values_mut() {
         list.retain(|p| p.connector.as_ptr() != me && p.connector.strong_count() > 0);
     }

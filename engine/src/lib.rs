@@ -10,25 +10,32 @@
 //! - [`endpoint`]: parsing `tcp://`, `ipc://` and `inproc://` addresses.
 //! - [`transport`]: TCP and IPC listeners and connectors producing byte streams.
 //! - [`pipe`]: the bounded queue of messages between a socket and one peer (the HWM).
-//! - [`connection`]: one tcp/ipc peer: handshake, reader, writer, heartbeats, reconnects.
+//! - [`heartbeat`]: a connection's knowledge of its peer's liveness, and when silence ends it.
+//! - [`connection`]: one tcp/ipc peer (a `Connection`): handshake, reader, writer.
+//! - [`connector`]: the connect side's loop: connect, run, reconnect with backoff.
 //! - [`inproc`]: same-process peers sharing one pipe, no copies, no syscalls.
-//! - [`socket`]: PUSH round-robin and PULL fair-queuing over pipes; bind/connect; close
-//!   with linger.
+//! - [`ready_queue`]: the pipes that have something for a socket, apart from idle ones;
+//!   PULL fair-queuing and PUSH round-robin over them.
+//! - [`socket`]: the socket (`Socket`): its API, pipe set, endpoints, readiness, close and
+//!   linger.
 //! - [`options`]: the socket options, libzmq names, zeropipe defaults.
 //! - [`events`]: monitor events, with zeromq.js's names.
 //! - [`shutdown`]: how tasks learn that their socket or endpoint is gone.
 
 pub mod codec;
 mod connection;
+mod connector;
 pub mod endpoint;
 pub mod error;
 pub mod events;
 pub mod greeting;
 pub mod handshake;
+mod heartbeat;
 mod inproc;
 pub mod message;
 pub mod options;
 pub mod pipe;
+mod ready_queue;
 pub mod shutdown;
 pub mod socket;
 pub mod transport;

@@ -16,7 +16,9 @@ impl Message {
     }
 
     pub fn with_capacity(n: usize) -> Self {
-        Message { frames: Vec::with_capacity(n) }
+        Message {
+            frames: Vec::with_capacity(n),
+        }
     }
 
     pub fn push(&mut self, frame: Bytes) {
@@ -53,6 +55,8 @@ impl From<Vec<Bytes>> for Message {
 
 impl<const N: usize> From<[&'static [u8]; N]> for Message {
     fn from(frames: [&'static [u8]; N]) -> Self {
-        Message { frames: frames.iter().map(|f| Bytes::from_static(f)).collect() }
+        Message {
+            frames: frames.iter().map(|f| Bytes::from_static(f)).collect(),
+        }
     }
 }

@@ -85,18 +85,38 @@ impl SocketOptions {
     /// Checks every value against the range libzmq accepts, naming the offending option.
     pub fn validate(&self) -> Result<()> {
         const I32: i64 = i32::MAX as i64;
-        range("sendHighWaterMark", self.send_high_water_mark as i64, 0, I32)?;
-        range("receiveHighWaterMark", self.receive_high_water_mark as i64, 0, I32)?;
+        range(
+            "sendHighWaterMark",
+            self.send_high_water_mark as i64,
+            0,
+            I32,
+        )?;
+        range(
+            "receiveHighWaterMark",
+            self.receive_high_water_mark as i64,
+            0,
+            I32,
+        )?;
         range("linger", self.linger as i64, -1, I32)?;
         range("sendTimeout", self.send_timeout as i64, -1, I32)?;
         range("receiveTimeout", self.receive_timeout as i64, -1, I32)?;
         range("reconnectInterval", self.reconnect_interval as i64, -1, I32)?;
-        range("reconnectMaxInterval", self.reconnect_max_interval as i64, 0, I32)?;
+        range(
+            "reconnectMaxInterval",
+            self.reconnect_max_interval as i64,
+            0,
+            I32,
+        )?;
         range("maxMessageSize", self.max_message_size, -1, i64::MAX)?;
         range("handshakeInterval", self.handshake_interval as i64, 0, I32)?;
         range("heartbeatInterval", self.heartbeat_interval as i64, 0, I32)?;
         range("heartbeatTimeout", self.heartbeat_timeout as i64, 0, I32)?;
-        range("heartbeatTimeToLive", self.heartbeat_time_to_live as i64, 0, 6_553_500)?;
+        range(
+            "heartbeatTimeToLive",
+            self.heartbeat_time_to_live as i64,
+            0,
+            6_553_500,
+        )?;
         range("connectTimeout", self.connect_timeout as i64, 0, I32)?;
         Ok(())
     }

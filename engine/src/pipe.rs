@@ -13,14 +13,15 @@ use tokio::sync::Notify;
 
 use crate::message::Message;
 
-/// Something to tell that a pipe changed state. Implemented by sockets (which wake their
-/// waiting callers) and by `Notify` (which wakes the connection task owning the other end).
+/// Something to tell that a pipe changed state for it. Implemented by sockets (which list
+/// the pipe as ready and wake their waiting callers, see [`crate::ready`]) and by `Notify`
+/// (which wakes the connection task owning the other end).
 pub trait Wake: Send + Sync {
-    fn wake(&self);
+    fn wake(&self, pipe: &Arc<Pipe>);
 }
 
 impl Wake for Notify {
-    fn wake(&self) {
+    fn wake(&self, _pipe: &Arc<Pipe>) {
         // A stored permit matters: the connection task may be busy writing when we signal.
         self.notify_one();
     }
@@ -52,12 +53,18 @@ pub struct Pipe {
     hwm: AtomicUsize,
     /// Woken when the queue becomes non-empty, or the writer end closes.
     on_readable: Arc<dyn Wake>,
-    /// Woken when the queue drops below the high-water mark, or the reader end closes.
+    /// Woken when the queue drops below the high-water mark, the writer's batch is
+    /// flushed, or the reader end closes.
     on_writable: Arc<dyn Wake>,
     /// Set once the pipe was taken out of its socket, so it is removed only once.
     detached: AtomicBool,
     /// An inproc pipe *is* the peer's receive queue: a queued message is delivered.
     inproc: bool,
+    /// Whether the pipe is in its reading socket's ready queue, and in its writing socket's
+    /// (see [`crate::ready::ReadyQueue`]): the flags keep each queue free of duplicates, so a
+    /// socket's work per message does not grow with its number of peers.
+    pub(crate) listed_for_reader: AtomicBool,
+    pub(crate) listed_for_writer: AtomicBool,
 }
 
 impl Pipe {
@@ -66,11 +73,20 @@ impl Pipe {
     }
 
     /// A pipe whose both ends are sockets in this process.
-    pub fn new_inproc(hwm: usize, on_readable: Arc<dyn Wake>, on_writable: Arc<dyn Wake>) -> Arc<Pipe> {
+    pub fn new_inproc(
+        hwm: usize,
+        on_readable: Arc<dyn Wake>,
+        on_writable: Arc<dyn Wake>,
+    ) -> Arc<Pipe> {
         Self::build(hwm, on_readable, on_writable, true)
     }
 
-    fn build(hwm: usize, on_readable: Arc<dyn Wake>, on_writable: Arc<dyn Wake>, inproc: bool) -> Arc<Pipe> {
+    fn build(
+        hwm: usize,
+        on_readable: Arc<dyn Wake>,
+        on_writable: Arc<dyn Wake>,
+        inproc: bool,
+    ) -> Arc<Pipe> {
         Arc::new(Pipe {
             state: Mutex::new(State {
                 queue: VecDeque::new(),
@@ -83,6 +99,8 @@ impl Pipe {
             on_writable,
             detached: AtomicBool::new(false),
             inproc,
+            listed_for_reader: AtomicBool::new(false),
+            listed_for_writer: AtomicBool::new(false),
         })
     }
 
@@ -98,7 +116,7 @@ impl Pipe {
     }
 
     /// Changes the high-water mark; a raised mark wakes a writer waiting for room.
-    pub fn set_hwm(&self, hwm: usize) {
+    pub fn set_hwm(self: &Arc<Self>, hwm: usize) {
         let was_full = {
             let st = self.lock();
             let was_full = self.full(&st);
@@ -106,12 +124,14 @@ impl Pipe {
             was_full && !self.full(&st)
         };
         if was_full {
-            self.on_writable.wake();
+            self.on_writable.wake(self);
         }
     }
 
-    pub fn try_push(&self, msg: Message) -> Result<(), PushError> {
-        let was_empty;
+    /// Queues `msg`; on success tells whether the pipe is now at its high-water mark (the
+    /// writer's ready queue then drops it until a reader makes room).
+    pub fn try_push(self: &Arc<Self>, msg: Message) -> Result<bool, PushError> {
+        let (was_empty, now_full);
         {
             let mut st = self.lock();
             if st.reader_closed {
@@ -122,16 +142,17 @@ impl Pipe {
             }
             was_empty = st.queue.is_empty();
             st.queue.push_back(msg);
+            now_full = self.full(&st);
         }
         if was_empty {
-            self.on_readable.wake();
+            self.on_readable.wake(self);
         }
-        Ok(())
+        Ok(now_full)
     }
 
     /// Pushes past the high-water mark: only for messages the socket already accepted and
     /// must not lose (redistribution from a departed peer).
-    pub fn force_push(&self, msgs: impl IntoIterator<Item = Message>) {
+    pub fn force_push(self: &Arc<Self>, msgs: impl IntoIterator<Item = Message>) {
         let was_empty;
         {
             let mut st = self.lock();
@@ -142,27 +163,35 @@ impl Pipe {
             }
         }
         if was_empty {
-            self.on_readable.wake();
+            self.on_readable.wake(self);
         }
     }
 
-    pub fn try_pop(&self) -> Option<Message> {
-        let (msg, was_full) = {
+    /// Takes the oldest message, and tells whether the pipe is empty after it (the reader's
+    /// ready queue then drops it until a writer adds to it).
+    pub fn try_pop(self: &Arc<Self>) -> Option<(Message, bool)> {
+        let (msg, was_full, now_empty) = {
             let mut st = self.lock();
             let was_full = self.full(&st);
-            (st.queue.pop_front()?, was_full)
+            let msg = st.queue.pop_front()?;
+            (msg, was_full, st.queue.is_empty())
         };
         if was_full {
-            self.on_writable.wake();
+            self.on_writable.wake(self);
         }
-        Some(msg)
+        Some((msg, now_empty))
     }
 
     /// Takes up to `max` messages, and no more than about `max_bytes` of payload (always at
     /// least one message), for a connection writer and counts them in flight until
     /// [`Pipe::written`] is called. The byte bound matters: what a writer holds dies with its
     /// connection, while what stays queued survives a reconnect or goes to another peer.
-    pub fn pop_batch(&self, out: &mut Vec<Message>, max: usize, max_bytes: usize) -> usize {
+    pub fn pop_batch(
+        self: &Arc<Self>,
+        out: &mut Vec<Message>,
+        max: usize,
+        max_bytes: usize,
+    ) -> usize {
         let (n, was_full, still_full) = {
             let mut st = self.lock();
             let was_full = self.full(&st);
@@ -177,13 +206,13 @@ impl Pipe {
             (n, was_full, self.full(&st))
         };
         if was_full && !still_full {
-            self.on_writable.wake();
+            self.on_writable.wake(self);
         }
         n
     }
 
     /// The writer flushed everything it popped.
-    pub fn written(&self) {
+    pub fn written(self: &Arc<Self>) {
         let wake = {
             let mut st = self.lock();
             let had = st.in_flight != 0;
@@ -192,7 +221,7 @@ impl Pipe {
         };
         if wake {
             // Lingering closers wait on the writable side for "all flushed".
-            self.on_writable.wake();
+            self.on_writable.wake(self);
         }
     }
 
@@ -219,6 +248,10 @@ impl Pipe {
         !st.reader_closed && !self.full(&st)
     }
 
+    pub fn is_reader_closed(&self) -> bool {
+        self.lock().reader_closed
+    }
+
     pub fn is_empty(&self) -> bool {
         self.lock().queue.is_empty()
     }
@@ -227,28 +260,27 @@ impl Pipe {
         self.lock().queue.len()
     }
 
-    /// Nothing queued and nothing in flight (an inproc pipe is always delivered).
-    pub fn is_flushed(&self) -> bool {
+    /// Messages queued or in flight, not yet known to be on the wire (0 for an inproc
+    /// pipe, which is the peer's receive queue: a queued message is delivered).
+    pub fn unflushed(&self) -> usize {
         if self.inproc {
-            return true;
+            return 0;
         }
         let st = self.lock();
-        st.queue.is_empty() && st.in_flight == 0
+        st.queue.len() + st.in_flight
     }
 
     /// The writer end finished: nothing more will arrive. Queued messages stay readable.
-    pub fn close_writer(&self) {
+    pub fn close_writer(self: &Arc<Self>) {
         self.lock().writer_closed = true;
-        self.on_readable.wake();
+        self.on_readable.wake(self);
     }
 
     /// The reader end is gone: later pushes fail, and the writer side is told.
-    pub fn close_reader(&self) {
+    pub fn close_reader(self: &Arc<Self>) {
         self.lock().reader_closed = true;
-        self.on_writable.wake();
+        self.on_writable.wake(self);
     }
-
-
 
     /// A pipe whose writer is gone and whose queue is drained will never yield again.
     pub fn is_finished(&self) -> bool {
@@ -257,14 +289,14 @@ impl Pipe {
     }
 
     /// Empties the queue, returning what was never taken by the writer.
-    pub fn take_all(&self) -> VecDeque<Message> {
+    pub fn take_all(self: &Arc<Self>) -> VecDeque<Message> {
         let (msgs, was_full) = {
             let mut st = self.lock();
             let was_full = self.full(&st);
             (std::mem::take(&mut st.queue), was_full)
         };
         if was_full {
-            self.on_writable.wake();
+            self.on_writable.wake(self);
         }
         msgs
     }
@@ -283,7 +315,7 @@ mod tests {
     #[derive(Default)]
     struct Count(AtomicUsize);
     impl Wake for Count {
-        fn wake(&self) {
+        fn wake(&self, _pipe: &Arc<Pipe>) {
             self.0.fetch_add(1, Ordering::SeqCst);
         }
     }
@@ -301,7 +333,7 @@ mod tests {
             Err(PushError::Full(m)) => assert_eq!(m, msg("c")),
             other => panic!("expected Full, got {other:?}"),
         }
-        assert_eq!(p.try_pop(), Some(msg("a")));
+        assert_eq!(p.try_pop().map(|(m, _)| m), Some(msg("a")));
         p.try_push(msg("c")).unwrap();
         assert_eq!(p.len(), 2);
     }
@@ -313,10 +345,18 @@ mod tests {
         let p = Pipe::new(2, r.clone(), w.clone());
         p.try_push(msg("a")).unwrap();
         p.try_push(msg("b")).unwrap();
-        assert_eq!(r.0.load(Ordering::SeqCst), 1, "only empty -> non-empty wakes the reader");
+        assert_eq!(
+            r.0.load(Ordering::SeqCst),
+            1,
+            "only empty -> non-empty wakes the reader"
+        );
         p.try_pop();
         p.try_pop();
-        assert_eq!(w.0.load(Ordering::SeqCst), 1, "only full -> not full wakes the writer");
+        assert_eq!(
+            w.0.load(Ordering::SeqCst),
+            1,
+            "only full -> not full wakes the writer"
+        );
     }
 
     #[test]
@@ -326,10 +366,17 @@ mod tests {
         p.try_push(msg("a")).unwrap();
         assert_eq!(p.room(), 2);
         p.force_push([msg("b"), msg("c"), msg("d")]);
-        assert_eq!(p.room(), 0, "forced pushes past the mark leave no room, not a negative one");
+        assert_eq!(
+            p.room(),
+            0,
+            "forced pushes past the mark leave no room, not a negative one"
+        );
         p.close_reader();
         assert_eq!(p.room(), 0);
-        assert_eq!(Pipe::new(0, Arc::new(Count::default()), Arc::new(Count::default())).room(), usize::MAX);
+        assert_eq!(
+            Pipe::new(0, Arc::new(Count::default()), Arc::new(Count::default())).room(),
+            usize::MAX
+        );
     }
 
     #[test]
@@ -354,20 +401,29 @@ mod tests {
         p.try_push(msg("a")).unwrap();
         let mut out = Vec::new();
         assert_eq!(p.pop_batch(&mut out, 8, usize::MAX), 1);
-        assert!(!p.is_flushed());
+        assert_eq!(p.unflushed(), 1);
         p.written();
-        assert!(p.is_flushed());
+        assert_eq!(p.unflushed(), 0);
     }
 
     #[test]
     fn a_writer_batch_stops_at_its_byte_budget_but_takes_at_least_one_message() {
         let p = Pipe::new(10, Arc::new(Count::default()), Arc::new(Count::default()));
         for _ in 0..4 {
-            p.try_push(Message::from(vec![bytes::Bytes::from(vec![0u8; 100])])).unwrap();
+            p.try_push(Message::from(vec![bytes::Bytes::from(vec![0u8; 100])]))
+                .unwrap();
         }
         let mut out = Vec::new();
-        assert_eq!(p.pop_batch(&mut out, 8, 150), 2, "stops once the budget is reached");
-        assert_eq!(p.pop_batch(&mut out, 8, 10), 1, "one message even when it alone exceeds the budget");
+        assert_eq!(
+            p.pop_batch(&mut out, 8, 150),
+            2,
+            "stops once the budget is reached"
+        );
+        assert_eq!(
+            p.pop_batch(&mut out, 8, 10),
+            1,
+            "one message even when it alone exceeds the budget"
+        );
         assert_eq!(p.len(), 1, "the rest stays queued");
     }
 }

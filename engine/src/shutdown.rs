@@ -24,13 +24,24 @@ impl ShutdownTrigger {
     }
 
     pub fn subscribe(&self) -> Shutdown {
-        Shutdown { rx: self.tx.subscribe() }
+        Shutdown {
+            rx: self.tx.subscribe(),
+        }
     }
 }
 
 impl Shutdown {
     pub fn is_fired(&self) -> bool {
         *self.rx.borrow()
+    }
+
+    /// Resolves once either `a` or `b` fires (a connection stops when its socket closes or
+    /// when its own endpoint goes).
+    pub async fn either(mut a: Shutdown, mut b: Shutdown) {
+        tokio::select! {
+            _ = a.wait() => {},
+            _ = b.wait() => {},
+        }
     }
 
     /// Resolves once the trigger fires or is dropped.

@@ -10,12 +10,22 @@ use zeromq::{Socket as _, SocketRecv, SocketSend, ZmqMessage};
 use zeropipe_engine::{Message, Socket, SocketOptions, SocketType};
 
 fn ours(kind: SocketType) -> Socket {
-    Socket::new(kind, SocketOptions::default(), tokio::runtime::Handle::current()).unwrap()
+    Socket::new(
+        kind,
+        SocketOptions::default(),
+        tokio::runtime::Handle::current(),
+    )
+    .unwrap()
 }
 
 /// Message `i` of a run: a header, an empty frame, the number, and an empty last frame.
 fn frames(i: u32) -> Vec<Bytes> {
-    vec![Bytes::from_static(b"job"), Bytes::new(), Bytes::from(i.to_string()), Bytes::new()]
+    vec![
+        Bytes::from_static(b"job"),
+        Bytes::new(),
+        Bytes::from(i.to_string()),
+        Bytes::new(),
+    ]
 }
 
 const N: u32 = 1000;
@@ -23,13 +33,19 @@ const N: u32 = 1000;
 async fn send_from_zmqrs(push: &mut zeromq::PushSocket) {
     for i in 0..N {
         let m = ZmqMessage::try_from(frames(i)).unwrap();
-        timeout(Duration::from_secs(5), push.send(m)).await.expect("zmq.rs send hung").unwrap();
+        timeout(Duration::from_secs(5), push.send(m))
+            .await
+            .expect("zmq.rs send hung")
+            .unwrap();
     }
 }
 
 async fn expect_at_ours(pull: &Socket) {
     for i in 0..N {
-        let m = timeout(Duration::from_secs(5), pull.recv()).await.expect("receive timed out").unwrap();
+        let m = timeout(Duration::from_secs(5), pull.recv())
+            .await
+            .expect("receive timed out")
+            .unwrap();
         assert_eq!(m, Message::from(frames(i)), "message {i}");
     }
 }
@@ -42,7 +58,10 @@ async fn send_from_ours(push: &Socket) {
 
 async fn expect_at_zmqrs(pull: &mut zeromq::PullSocket) {
     for i in 0..N {
-        let m = timeout(Duration::from_secs(5), pull.recv()).await.expect("zmq.rs receive timed out").unwrap();
+        let m = timeout(Duration::from_secs(5), pull.recv())
+            .await
+            .expect("zmq.rs receive timed out")
+            .unwrap();
         assert_eq!(m.into_vec(), frames(i), "message {i}");
     }
 }
@@ -107,7 +126,10 @@ async fn a_bound_zmqrs_push_feeds_our_connecting_pull() {
         send_from_zmqrs(&mut push).await;
         push
     });
-    let first = timeout(Duration::from_secs(10), pull.recv()).await.expect("no first message").unwrap();
+    let first = timeout(Duration::from_secs(10), pull.recv())
+        .await
+        .expect("no first message")
+        .unwrap();
     assert_eq!(first, Message::from(vec![Bytes::from_static(b"hello")]));
     expect_at_ours(&pull).await;
     drop(sender.await.unwrap());

@@ -7,38 +7,10 @@ use bytes::Bytes;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::timeout;
-use zeropipe_engine::{Code, Message, Socket, SocketOptions, SocketType};
+use zeropipe_engine::{Code, SocketType};
 
-static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-
-fn unique(proto: &str) -> String {
-    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-    match proto {
-        "tcp" => "tcp://127.0.0.1:*".to_string(),
-        "ipc" => format!("ipc:///tmp/zeropipe-engine-test-{}-{n}.sock", std::process::id()),
-        _ => format!("inproc://engine-test-{n}"),
-    }
-}
-
-fn sock(kind: SocketType) -> Socket {
-    Socket::new(kind, SocketOptions::default(), tokio::runtime::Handle::current()).unwrap()
-}
-
-fn sock_with(kind: SocketType, f: impl FnOnce(&mut SocketOptions)) -> Socket {
-    let mut o = SocketOptions::default();
-    f(&mut o);
-    Socket::new(kind, o, tokio::runtime::Handle::current()).unwrap()
-}
-
-fn msg(parts: &[&[u8]]) -> Message {
-    Message::from(parts.iter().map(|p| Bytes::copy_from_slice(p)).collect::<Vec<_>>())
-}
-
-async fn recv(s: &Socket) -> Message {
-    timeout(Duration::from_secs(5), s.recv()).await.expect("receive timed out").unwrap()
-}
-
-const PROTOS: [&str; 3] = ["tcp", "ipc", "inproc"];
+mod common;
+use common::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn delivers_multipart_messages_with_empty_frames_intact_in_order() {
@@ -49,11 +21,17 @@ async fn delivers_multipart_messages_with_empty_frames_intact_in_order() {
         push.connect(&ep).unwrap();
         for i in 0..100u32 {
             let n = i.to_string();
-            push.send(msg(&[b"head", b"", n.as_bytes(), b""])).await.unwrap();
+            push.send(msg(&[b"head", b"", n.as_bytes(), b""]))
+                .await
+                .unwrap();
         }
         for i in 0..100u32 {
             let n = i.to_string();
-            assert_eq!(recv(&pull).await, msg(&[b"head", b"", n.as_bytes(), b""]), "{proto}");
+            assert_eq!(
+                recv(&pull).await,
+                msg(&[b"head", b"", n.as_bytes(), b""]),
+                "{proto}"
+            );
         }
         push.close().await;
         pull.close().await;
@@ -142,8 +120,12 @@ async fn fair_queues_between_two_pushers() {
         a.connect(&ep).unwrap();
         b.connect(&ep).unwrap();
         for i in 0..50u32 {
-            a.send(msg(&[b"a", i.to_string().as_bytes()])).await.unwrap();
-            b.send(msg(&[b"b", i.to_string().as_bytes()])).await.unwrap();
+            a.send(msg(&[b"a", i.to_string().as_bytes()]))
+                .await
+                .unwrap();
+            b.send(msg(&[b"b", i.to_string().as_bytes()]))
+                .await
+                .unwrap();
         }
         // Let both pipes fill before reading so fairness, not arrival order, decides.
         tokio::time::sleep(Duration::from_millis(300)).await;
@@ -202,15 +184,24 @@ async fn binding_a_taken_port_fails_with_eaddrinuse_and_bad_endpoints_are_typed(
     let ep = a.bind("tcp://127.0.0.1:*").await.unwrap();
     let b = sock(SocketType::Pull);
     assert_eq!(b.bind(&ep).await.unwrap_err().code, Code::AddrInUse);
-    assert_eq!(b.bind("udp://127.0.0.1:5555").await.unwrap_err().code, Code::ProtoNoSupport);
-    assert_eq!(b.bind("tcp://127.0.0.1").await.unwrap_err().code, Code::Inval);
+    assert_eq!(
+        b.bind("udp://127.0.0.1:5555").await.unwrap_err().code,
+        Code::ProtoNoSupport
+    );
+    assert_eq!(
+        b.bind("tcp://127.0.0.1").await.unwrap_err().code,
+        Code::Inval
+    );
     assert_eq!(b.connect("tcp://*:5555").unwrap_err().code, Code::Inval);
     let name = unique("inproc");
     a.bind(&name).await.unwrap();
     assert_eq!(b.bind(&name).await.unwrap_err().code, Code::AddrInUse);
     a.close().await;
     b.close().await;
-    assert_eq!(a.bind("tcp://127.0.0.1:*").await.unwrap_err().code, Code::BadF);
+    assert_eq!(
+        a.bind("tcp://127.0.0.1:*").await.unwrap_err().code,
+        Code::BadF
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -289,10 +280,17 @@ async fn hostile_peers_lose_only_their_own_connection() {
     hdr.extend_from_slice(&(1u64 << 40).to_be_bytes());
     huge.write_all(&hdr).await.unwrap();
     // Garbage instead of a greeting.
-    let mut garbage = TcpStream::connect(ep.trim_start_matches("tcp://")).await.unwrap();
-    garbage.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
+    let mut garbage = TcpStream::connect(ep.trim_start_matches("tcp://"))
+        .await
+        .unwrap();
+    garbage
+        .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
     // A handshake that never finishes.
-    let mut silent = TcpStream::connect(ep.trim_start_matches("tcp://")).await.unwrap();
+    let mut silent = TcpStream::connect(ep.trim_start_matches("tcp://"))
+        .await
+        .unwrap();
     // Endless empty MORE frames.
     let mut more = raw_peer(&ep, Some("PUSH")).await;
     let more_task = tokio::spawn(async move {
@@ -322,7 +320,13 @@ async fn hostile_peers_lose_only_their_own_connection() {
         .await;
         assert!(closed.is_ok(), "a hostile connection was not closed");
     }
-    assert!(timeout(Duration::from_secs(10), more_task).await.unwrap().unwrap(), "endless MORE frames were not cut off");
+    assert!(
+        timeout(Duration::from_secs(10), more_task)
+            .await
+            .unwrap()
+            .unwrap(),
+        "endless MORE frames were not cut off"
+    );
     good.send(msg(&[b"and still"])).await.unwrap();
     assert_eq!(recv(&pull).await, msg(&[b"and still"]));
     good.close().await;
@@ -335,9 +339,14 @@ async fn rejects_a_peer_of_the_wrong_socket_type() {
     let ep = pull.bind("tcp://127.0.0.1:*").await.unwrap();
     let mut wrong = raw_peer(&ep, Some("PULL")).await;
     let mut buf = Vec::new();
-    let _ = timeout(Duration::from_secs(3), wrong.read_to_end(&mut buf)).await.expect("not closed");
+    let _ = timeout(Duration::from_secs(3), wrong.read_to_end(&mut buf))
+        .await
+        .expect("not closed");
     // Our greeting, our READY, then an ERROR command before the close.
-    assert!(buf.windows(5).any(|w| w == b"ERROR"), "no ERROR command sent");
+    assert!(
+        buf.windows(5).any(|w| w == b"ERROR"),
+        "no ERROR command sent"
+    );
     pull.close().await;
 }
 
@@ -363,9 +372,15 @@ async fn answers_pings_with_pongs_echoing_the_context_and_ignores_unknown_comman
     let ep = pull.bind("tcp://127.0.0.1:*").await.unwrap();
     let mut peer = raw_peer(&ep, Some("PUSH")).await;
     // An unknown command first: it must be ignored, not fatal.
-    peer.write_all(&[0x04, 6, 5, b'H', b'E', b'L', b'L', b'O']).await.unwrap();
+    peer.write_all(&[0x04, 6, 5, b'H', b'E', b'L', b'L', b'O'])
+        .await
+        .unwrap();
     // PING: name, TTL 0, context "ctx42".
-    peer.write_all(&[0x04, 12, 4, b'P', b'I', b'N', b'G', 0, 0, b'c', b't', b'x', b'4', b'2']).await.unwrap();
+    peer.write_all(&[
+        0x04, 12, 4, b'P', b'I', b'N', b'G', 0, 0, b'c', b't', b'x', b'4', b'2',
+    ])
+    .await
+    .unwrap();
     let got = read_until(&mut peer, |b| b.windows(4).any(|w| w == b"PONG")).await;
     let at = got.windows(4).position(|w| w == b"PONG").expect("no PONG");
     assert_eq!(&got[at + 4..at + 9], b"ctx42");
@@ -387,7 +402,10 @@ async fn sends_pings_and_closes_a_peer_silent_past_the_heartbeat_timeout() {
     let got = read_until(&mut peer, |_| false).await;
     assert!(got.windows(4).any(|w| w == b"PING"), "no PING was sent");
     let elapsed = started.elapsed();
-    assert!(elapsed < Duration::from_secs(3), "silent peer kept for {elapsed:?}");
+    assert!(
+        elapsed < Duration::from_secs(3),
+        "silent peer kept for {elapsed:?}"
+    );
     pull.close().await;
 }
 
@@ -471,7 +489,10 @@ async fn unbind_drops_the_connections_accepted_through_that_endpoint() {
         }
     })
     .await;
-    assert!(eof.is_ok(), "the connection accepted through the unbound endpoint stayed open");
+    assert!(
+        eof.is_ok(),
+        "the connection accepted through the unbound endpoint stayed open"
+    );
     on_kept.write_all(&[0x00, 1, b'c']).await.unwrap();
     assert_eq!(recv(&pull).await, msg(&[b"c"]));
     pull.close().await;
@@ -519,7 +540,10 @@ async fn room_is_exactly_what_try_send_accepts_and_send_accepted_never_drops() {
         push.try_send(msg(&[&[i]])).unwrap();
         assert_eq!(push.room(), 4 - i as usize);
     }
-    assert!(push.try_send(msg(&[b"refused"])).is_err(), "room 0 means try_send refuses");
+    assert!(
+        push.try_send(msg(&[b"refused"])).is_err(),
+        "room 0 means try_send refuses"
+    );
     // What a caller already accepted goes in past the mark rather than being lost.
     push.send_accepted(msg(&[b"accepted"])).unwrap();
     assert_eq!(push.room(), 0);
@@ -550,9 +574,21 @@ async fn receive_batches_stop_at_their_byte_budget_but_take_at_least_one_message
         push.send(msg(&[&[7u8; 100]])).await.unwrap();
     }
     let mut out = Vec::new();
-    assert_eq!(pull.try_recv_batch_bytes(&mut out, 10, 150).unwrap(), 2, "stops once 150 bytes are taken");
-    assert_eq!(pull.try_recv_batch_bytes(&mut out, 10, 1).unwrap(), 1, "one message even past the budget");
-    assert_eq!(pull.try_recv_batch_bytes(&mut out, 10, usize::MAX).unwrap(), 1, "the rest");
+    assert_eq!(
+        pull.try_recv_batch_bytes(&mut out, 10, 150).unwrap(),
+        2,
+        "stops once 150 bytes are taken"
+    );
+    assert_eq!(
+        pull.try_recv_batch_bytes(&mut out, 10, 1).unwrap(),
+        1,
+        "one message even past the budget"
+    );
+    assert_eq!(
+        pull.try_recv_batch_bytes(&mut out, 10, usize::MAX).unwrap(),
+        1,
+        "the rest"
+    );
     push.close_now();
     pull.close_now();
 }

@@ -137,6 +137,15 @@ impl Stream {
     }
 }
 
+impl ReadHalf {
+    /// Reads what the kernel already holds, without waiting: `WouldBlock` when nothing is
+    /// there. The heartbeat check uses it so that silence is judged on what has arrived,
+    /// not on whether this task was scheduled in time to see it.
+    pub fn try_read_buf(&self, buf: &mut bytes::BytesMut) -> io::Result<usize> {
+        each_variant!(self, s => s.try_read_buf(buf))
+    }
+}
+
 delegate_async_read!(Stream);
 delegate_async_read!(ReadHalf);
 delegate_async_write!(Stream);

@@ -1,0 +1,439 @@
+//! The PUSH/PULL socket: its public API, and the shared state its tasks work on.
+//!
+//! A socket owns a set of pipes, one per peer ([`pipes`]). PUSH round-robins whole
+//! messages over the pipes that have room (a full or stalled peer is skipped); PULL
+//! fair-queues, taking one message per pipe in turn; both only ever look at the pipes in
+//! their ready queue ([`crate::ready_queue`]). Connection tasks ([`crate::connection`]) and
+//! inproc peers ([`crate::inproc`]) sit at the far end of the pipes. Endpoints and the
+//! accept loop are in [`endpoints`], close and linger in [`close`], readiness in
+//! [`readiness`].
+//!
+//! Callers either await ([`Socket::send`], [`Socket::recv`]) or use the non-blocking
+//! [`Socket::try_send`] / [`Socket::try_recv_batch`] together with [`Socket::arm`] and a
+//! waker callback: the Node binding uses the latter so that a message costs one synchronous
+//! call, not a promise.
+
+mod close;
+mod endpoints;
+mod pipes;
+pub mod readiness;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use tokio::runtime::Handle;
+use tokio::sync::Notify;
+use tokio::time::Instant;
+
+use crate::error::{Code, Error, Result};
+use crate::events::{Event, EventKind, EventQueue};
+use crate::handshake::SocketType;
+use crate::message::Message;
+use crate::options::{millis, SocketOptions};
+use crate::ready_queue::{fair_queue, round_robin, ReadyQueue, Role};
+use crate::shutdown::{Shutdown, ShutdownTrigger};
+
+use self::endpoints::Endpoints;
+use self::pipes::Pipes;
+use self::readiness::Readiness;
+pub use self::readiness::{Waker, CLOSED, EVENTS, READABLE, WRITABLE};
+
+/// Why [`Socket::try_send`] did not queue the message.
+#[derive(Debug)]
+pub enum TrySendError {
+    /// Every pipe is full, or there is no peer yet: the message is handed back.
+    Full(Message),
+    /// The socket is closed.
+    Closed(Message),
+    /// The message is not acceptable (no frames).
+    Invalid(Error),
+}
+
+/// The state a socket shares with its connection tasks and inproc peers. Its fields are
+/// private to the socket's modules; [`crate::connection`] and [`crate::inproc`] use the
+/// handful of `pub(crate)` methods below, which are the whole seam between them.
+pub(crate) struct Inner {
+    kind: SocketType,
+    rt: Handle,
+    opts: Mutex<SocketOptions>,
+    pipes: Mutex<Pipes>,
+    /// The pipes that may have something for this socket (see [`crate::ready_queue`]).
+    ready: Arc<ReadyQueue>,
+    endpoints: Mutex<Endpoints>,
+    closed: AtomicBool,
+    readiness: Arc<Readiness>,
+    events: Mutex<EventQueue>,
+    last_endpoint: Mutex<Option<String>>,
+    /// Fired when the socket's connections must stop (after linger on close).
+    conn_trigger: ShutdownTrigger,
+    /// Set once close has fully finished, so a second close() can wait for it.
+    close_done: Notify,
+    close_finished: AtomicBool,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Critical sections never leave the data half-updated, so a poisoned lock is usable.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// `room()` stops counting here: it is what JS may accept before asking again, and summing
+/// past any batch it would stage only costs time with many peers.
+const ROOM_CAP: usize = 1 << 20;
+
+/// A ZeroMQ PUSH or PULL socket. Dropping it closes it with no linger.
+pub struct Socket {
+    inner: Arc<Inner>,
+}
+
+impl Socket {
+    /// Creates a socket whose background tasks run on `rt`.
+    pub fn new(kind: SocketType, options: SocketOptions, rt: Handle) -> Result<Socket> {
+        options.validate()?;
+        let (conn_trigger, _) = ShutdownTrigger::new();
+        let role = match kind {
+            SocketType::Push => Role::Writer,
+            SocketType::Pull => Role::Reader,
+        };
+        Ok(Socket {
+            inner: Arc::new(Inner {
+                kind,
+                rt,
+                opts: Mutex::new(options),
+                pipes: Mutex::new(Pipes::default()),
+                ready: Arc::new(ReadyQueue::new(role)),
+                endpoints: Mutex::new(Endpoints::default()),
+                closed: AtomicBool::new(false),
+                readiness: Arc::new(Readiness::new()),
+                events: Mutex::new(EventQueue::new()),
+                last_endpoint: Mutex::new(None),
+                conn_trigger,
+                close_done: Notify::new(),
+                close_finished: AtomicBool::new(false),
+            }),
+        })
+    }
+
+    pub fn kind(&self) -> SocketType {
+        self.inner.kind
+    }
+
+    pub fn options(&self) -> SocketOptions {
+        self.inner.options()
+    }
+
+    /// Replaces the options after validating them; applies to pipes and connections made
+    /// from now on (as libzmq does). `EBADF` once the socket is closed.
+    pub fn set_options(&self, options: SocketOptions) -> Result<()> {
+        self.inner.check_open()?;
+        options.validate()?;
+        *lock(&self.inner.opts) = options;
+        Ok(())
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.inner.is_closed()
+    }
+
+    /// ZMQ_LAST_ENDPOINT: the resolved address of the last bind (real port of `:0`).
+    pub fn last_endpoint(&self) -> Option<String> {
+        lock(&self.inner.last_endpoint).clone()
+    }
+
+    /// Installs the callback used for armed readiness bits.
+    pub fn set_waker(&self, waker: Option<Waker>) {
+        self.inner.readiness.set_waker(waker);
+    }
+
+    /// Asks for the waker to be called once when any of `bits` becomes true. Returns the
+    /// bits that are already true (those are not armed), so a caller can never miss a
+    /// wake-up between its last non-blocking call and arming.
+    pub fn arm(&self, bits: u32) -> u32 {
+        self.inner.readiness.arm(bits, |bits| self.ready_bits(bits))
+    }
+
+    fn ready_bits(&self, bits: u32) -> u32 {
+        if self.is_closed() {
+            return bits | CLOSED;
+        }
+        let mut ready = 0;
+        if bits & READABLE != 0 && self.readable() {
+            ready |= READABLE;
+        }
+        if bits & WRITABLE != 0 && self.writable() {
+            ready |= WRITABLE;
+        }
+        if bits & EVENTS != 0 && !lock(&self.inner.events).queue.is_empty() {
+            ready |= EVENTS;
+        }
+        ready
+    }
+
+    /// A message can be received now. (A listed pipe whose writer finished with nothing
+    /// left is not a message: the next receive drops it.)
+    pub fn readable(&self) -> bool {
+        self.inner.kind == SocketType::Pull
+            && !self.is_closed()
+            && self.inner.ready.any(|p| !p.is_empty())
+    }
+
+    /// A message can be sent now without waiting.
+    pub fn writable(&self) -> bool {
+        self.room() > 0
+    }
+
+    /// Turns monitoring on: events are queued from now on.
+    pub fn enable_events(&self) {
+        lock(&self.inner.events).enabled = true;
+    }
+
+    /// Takes the queued monitor events.
+    pub fn take_events(&self, max: usize) -> Vec<Event> {
+        let mut q = lock(&self.inner.events);
+        let n = max.min(q.queue.len());
+        q.queue.drain(..n).collect()
+    }
+
+    // ---- sending -------------------------------------------------------------------
+
+    /// Queues `msg` on the next pipe with room, without waiting.
+    pub fn try_send(&self, msg: Message) -> std::result::Result<(), TrySendError> {
+        if self.inner.kind != SocketType::Push {
+            return Err(TrySendError::Invalid(Error::new(
+                Code::Inval,
+                "Socket type does not support sending",
+            )));
+        }
+        if msg.is_empty() {
+            return Err(TrySendError::Invalid(Error::new(
+                Code::Inval,
+                "A message needs at least one frame",
+            )));
+        }
+        if self.is_closed() {
+            return Err(TrySendError::Closed(msg));
+        }
+        if lock(&self.inner.pipes).has_orphans() {
+            // They go first, to the next peer that attaches: order is kept.
+            return Err(TrySendError::Full(msg));
+        }
+        round_robin(&self.inner.ready, msg, |dead| {
+            self.inner.release_pipe(&dead)
+        })
+        .map_err(TrySendError::Full)
+    }
+
+    /// How many messages [`Socket::try_send`] would accept now: the free slots under the
+    /// high-water mark summed over the peers with room (up to an internal cap; `usize::MAX`
+    /// stands for a peer with no mark). Only this socket's own sends lower it; a peer leaving
+    /// is the one other thing that can. The Node binding lets JS accept that many sends
+    /// before crossing into Rust again.
+    pub fn room(&self) -> usize {
+        if self.inner.kind != SocketType::Push || self.is_closed() {
+            return 0;
+        }
+        if lock(&self.inner.pipes).has_orphans() {
+            return 0;
+        }
+        self.inner.ready.sum(ROOM_CAP, |p| p.room())
+    }
+
+    /// Queues a message the caller has already accepted within [`Socket::room`]: like
+    /// `try_send`, but should the room have shrunk since (a peer left, its messages went to
+    /// the others), the message is queued past the high-water mark instead of refused,
+    /// as messages re-routed from a departed peer are. Nothing accepted is dropped.
+    pub fn send_accepted(&self, msg: Message) -> Result<()> {
+        match self.try_send(msg) {
+            Ok(()) => Ok(()),
+            Err(TrySendError::Full(m)) => {
+                lock(&self.inner.pipes).force_one(m);
+                Ok(())
+            }
+            Err(TrySendError::Closed(_)) => Err(Error::closed()),
+            Err(TrySendError::Invalid(e)) => Err(e),
+        }
+    }
+
+    /// Sends `msg`, waiting for room up to `sendTimeout` (then `EAGAIN`).
+    pub async fn send(&self, msg: Message) -> Result<()> {
+        let mut msg = match self.try_send(msg) {
+            Ok(()) => return Ok(()),
+            Err(TrySendError::Full(m)) => m,
+            Err(TrySendError::Closed(_)) => return Err(Error::closed()),
+            Err(TrySendError::Invalid(e)) => return Err(e),
+        };
+        let deadline = millis(self.inner.options().send_timeout).map(|d| Instant::now() + d);
+        loop {
+            let notified = self.inner.readiness.notify.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            match self.try_send(msg) {
+                Ok(()) => return Ok(()),
+                Err(TrySendError::Full(m)) => msg = m,
+                Err(TrySendError::Closed(_)) => return Err(Error::closed()),
+                Err(TrySendError::Invalid(e)) => return Err(e),
+            }
+            wait_until(notified, deadline, "send").await?;
+        }
+    }
+
+    // ---- receiving -----------------------------------------------------------------
+
+    /// Takes up to `max` messages, fair-queued over the peers, without waiting.
+    pub fn try_recv_batch(&self, out: &mut Vec<Message>, max: usize) -> Result<usize> {
+        self.try_recv_batch_bytes(out, max, usize::MAX)
+    }
+
+    /// Like [`Socket::try_recv_batch`], but stops once the messages taken hold `max_bytes`
+    /// of payload (always taking at least one): the Node binding copies a batch into one
+    /// buffer, and every message handed out keeps that buffer alive.
+    pub fn try_recv_batch_bytes(
+        &self,
+        out: &mut Vec<Message>,
+        max: usize,
+        max_bytes: usize,
+    ) -> Result<usize> {
+        if self.inner.kind != SocketType::Pull {
+            return Err(Error::new(
+                Code::Inval,
+                "Socket type does not support receiving",
+            ));
+        }
+        if self.is_closed() {
+            return Err(Error::closed());
+        }
+        Ok(fair_queue(&self.inner.ready, out, max, max_bytes, |done| {
+            self.inner.forget_finished(&done)
+        }))
+    }
+
+    /// Receives one message, waiting up to `receiveTimeout` (then `EAGAIN`).
+    pub async fn recv(&self) -> Result<Message> {
+        let mut out = Vec::with_capacity(1);
+        if self.try_recv_batch(&mut out, 1)? == 1 {
+            if let Some(m) = out.pop() {
+                return Ok(m);
+            }
+        }
+        let deadline = millis(self.inner.options().receive_timeout).map(|d| Instant::now() + d);
+        loop {
+            let notified = self.inner.readiness.notify.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.try_recv_batch(&mut out, 1)? == 1 {
+                if let Some(m) = out.pop() {
+                    return Ok(m);
+                }
+            }
+            wait_until(notified, deadline, "receive").await?;
+        }
+    }
+
+    // ---- endpoints (see endpoints.rs) -------------------------------------------------
+
+    /// Binds to `addr`; returns the resolved endpoint (real port, real ipc path).
+    pub async fn bind(&self, addr: &str) -> Result<String> {
+        endpoints::bind(&self.inner, addr).await
+    }
+
+    /// Stops listening on `addr` (the address as bound, or as resolved).
+    pub async fn unbind(&self, addr: &str) -> Result<()> {
+        endpoints::unbind(&self.inner, addr).await
+    }
+
+    /// Connects to `addr`; the connection is made (and remade) in the background.
+    pub fn connect(&self, addr: &str) -> Result<()> {
+        endpoints::connect(&self.inner, addr)
+    }
+
+    /// Stops connecting to `addr` and closes that connection.
+    pub fn disconnect(&self, addr: &str) -> Result<()> {
+        endpoints::disconnect(&self.inner, addr)
+    }
+
+    // ---- close (see close.rs) ----------------------------------------------------------
+
+    /// Closes the socket. A PUSH keeps flushing queued messages for up to `linger` first.
+    /// Resolves when everything has stopped; calling it again waits for the same end.
+    pub async fn close(&self) {
+        self.inner.close().await
+    }
+
+    /// Closes without waiting: no linger (used on drop).
+    pub fn close_now(&self) {
+        self.inner.close_now();
+    }
+
+    /// What a close would still wait for: messages queued or in flight towards peers that
+    /// could take them (0 for a PULL). The Node binding warns with it when a close lingers.
+    pub fn unsent(&self) -> usize {
+        self.inner.unsent()
+    }
+}
+
+impl Drop for Socket {
+    fn drop(&mut self) {
+        self.inner.close_now();
+    }
+}
+
+async fn wait_until(
+    notified: std::pin::Pin<&mut tokio::sync::futures::Notified<'_>>,
+    deadline: Option<Instant>,
+    what: &str,
+) -> Result<()> {
+    match deadline {
+        None => {
+            notified.await;
+            Ok(())
+        }
+        Some(d) => match tokio::time::timeout_at(d, notified).await {
+            Ok(()) => Ok(()),
+            Err(_) => Err(Error::new(Code::Again, format!("Socket {what} timed out"))),
+        },
+    }
+}
+
+impl Inner {
+    pub(crate) fn kind(&self) -> SocketType {
+        self.kind
+    }
+
+    pub(crate) fn options(&self) -> SocketOptions {
+        lock(&self.opts).clone()
+    }
+
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+
+    fn check_open(&self) -> Result<()> {
+        if self.is_closed() {
+            Err(Error::closed())
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Fires when the socket's connections must stop.
+    pub(crate) fn conn_shutdown(&self) -> Shutdown {
+        self.conn_trigger.subscribe()
+    }
+
+    pub(crate) fn event(
+        &self,
+        kind: EventKind,
+        address: &str,
+        interval: Option<u64>,
+        error: Option<Error>,
+    ) {
+        let became_ready = lock(&self.events).push(Event {
+            kind,
+            address: address.to_string(),
+            interval,
+            error,
+        });
+        if became_ready {
+            self.readiness.wake(EVENTS);
+        }
+    }
+}
