@@ -152,7 +152,11 @@ fn check_reencoding(limit: i64, items: &[Decoded]) {
     let again = decode_in(limit, [&bytes[..]]);
     assert_eq!(again.error, None, "re-encoded items fail to decode");
     assert_eq!(again.items, items, "re-encoded items decode differently");
-    assert_eq!(again.end, Some((0, false, 2)), "re-encoded stream leaves a partial frame");
+    assert_eq!(
+        again.end,
+        Some((0, false, 2)),
+        "re-encoded stream leaves a partial frame"
+    );
 }
 
 fuzz_target!(|data: &[u8]| {
@@ -161,9 +165,15 @@ fuzz_target!(|data: &[u8]| {
     for limit in LIMITS {
         let whole = decode_in(limit, [stream]);
         let chunked = decode_in(limit, input.pieces());
-        assert_eq!(whole, chunked, "limit {limit}: one piece vs the fuzzer's pieces");
+        assert_eq!(
+            whole, chunked,
+            "limit {limit}: one piece vs the fuzzer's pieces"
+        );
         let bytewise = decode_in(limit, stream.chunks(1));
-        assert_eq!(whole, bytewise, "limit {limit}: one piece vs byte at a time");
+        assert_eq!(
+            whole, bytewise,
+            "limit {limit}: one piece vs byte at a time"
+        );
         check_reencoding(limit, &whole.items);
     }
 });

@@ -79,12 +79,18 @@ fuzz_target!(|data: &[u8]| {
         Err(e) => panic!("{addr:?} shown as {shown:?}, which does not parse: {e}"),
     }
     let again = parse(&shown).map(|ep| ep.to_string());
-    assert_eq!(again.as_deref(), Ok(shown.as_str()), "display is not canonical");
+    assert_eq!(
+        again.as_deref(),
+        Ok(shown.as_str()),
+        "display is not canonical"
+    );
 
     let definite = !matches!(
         ep,
-        Endpoint::Tcp { host: TcpHost::Any, .. }
-            | Endpoint::Tcp { port: None, .. }
+        Endpoint::Tcp {
+            host: TcpHost::Any,
+            ..
+        } | Endpoint::Tcp { port: None, .. }
             | Endpoint::Ipc(IpcAddr::Wildcard)
     );
     match validate_for_connect(&ep, addr) {

@@ -40,7 +40,10 @@ fuzz_target!(|data: &[u8]| {
     let mut refused_at = None;
     for n in 0..=data.len() {
         match check_signature_prefix(&data[..n]) {
-            Ok(()) => assert!(refused_at.is_none(), "refused {refused_at:?} bytes, accepted {n}"),
+            Ok(()) => assert!(
+                refused_at.is_none(),
+                "refused {refused_at:?} bytes, accepted {n}"
+            ),
             Err(e) => {
                 refused(&e);
                 refused_at.get_or_insert(n);

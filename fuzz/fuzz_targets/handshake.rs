@@ -82,7 +82,12 @@ async fn run(local: SocketType, limit: i64, capacity: usize, pieces: Vec<&[u8]>)
         let mut buf = BytesMut::new();
         let mut decoder = Decoder::new(limit);
         reset_meter();
-        let hs = Metered(Box::pin(handshake(&mut ours, local, &mut buf, &mut decoder)));
+        let hs = Metered(Box::pin(handshake(
+            &mut ours,
+            local,
+            &mut buf,
+            &mut decoder,
+        )));
         let result = tokio::time::timeout(Duration::from_secs(60), hs)
             .await
             .expect("the handshake hung");
@@ -109,7 +114,10 @@ fn check(local: SocketType, stream: &[u8], run: &Run) {
     assert!(run.buf.capacity() <= 2 * (stream.len() + READ_CHUNK) + 64);
 
     // What we sent: greeting, READY, ERROR, each only after the one before.
-    assert_eq!(run.sent.get(..GREETING_LEN), Some(&encode_greeting(false)[..]));
+    assert_eq!(
+        run.sent.get(..GREETING_LEN),
+        Some(&encode_greeting(false)[..])
+    );
     let mut rest = BytesMut::from(&run.sent[GREETING_LEN..]);
     let mut dec = Decoder::new(-1);
     let mut sent = Vec::new();
@@ -130,7 +138,11 @@ fn check(local: SocketType, stream: &[u8], run: &Run) {
     match &run.result {
         Ok(peer) => {
             assert_eq!(sent, [ready], "sent on success");
-            assert!(local.accepts(&peer.socket_type), "accepted {:?}", peer.socket_type);
+            assert!(
+                local.accepts(&peer.socket_type),
+                "accepted {:?}",
+                peer.socket_type
+            );
             assert_eq!(Some(&peer.minor), stream.get(11));
             // The peer's READY is the first frame after its greeting; what follows it must
             // be waiting in the buffer, untouched, for the connection's reader.
@@ -138,7 +150,9 @@ fn check(local: SocketType, stream: &[u8], run: &Run) {
             let first = Decoder::new(-1).decode(&mut after);
             assert_eq!(
                 first,
-                Ok(Some(Decoded::Command(Command::Ready(peer.properties.clone()))))
+                Ok(Some(Decoded::Command(Command::Ready(
+                    peer.properties.clone()
+                ))))
             );
             let at = stream.len() - after.len();
             assert_eq!(

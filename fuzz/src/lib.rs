@@ -56,7 +56,10 @@ impl<'a> Input<'a> {
         let mut rest = self.stream;
         let mut sizes = self.chunks.iter().cycle();
         while !rest.is_empty() {
-            let n = sizes.next().map_or(1, |&b| usize::from(b) + 1).min(rest.len());
+            let n = sizes
+                .next()
+                .map_or(1, |&b| usize::from(b) + 1)
+                .min(rest.len());
             let (piece, tail) = rest.split_at(n);
             out.push(piece);
             rest = tail;
