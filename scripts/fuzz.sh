@@ -47,9 +47,14 @@ command -v timeout >/dev/null || die "timeout (coreutils) is missing"
 
 # Built once up front so that the time limits below are fuzzing time, not compile time.
 echo "== building fuzz targets: ${targets[*]}"
-for t in "${targets[@]}"; do
-  cargo +nightly fuzz build --debug-assertions "$t"
-done
+if [ ${#targets[@]} -eq ${#ALL_TARGETS[@]} ]; then
+  # One cargo invocation links the binaries in parallel.
+  cargo +nightly fuzz build --debug-assertions
+else
+  for t in "${targets[@]}"; do
+    cargo +nightly fuzz build --debug-assertions "$t"
+  done
+fi
 
 scratch="$(mktemp -d "${TMPDIR:-/tmp}/zeropipe-fuzz.XXXXXX")"
 trap 'rm -rf "$scratch"' EXIT
