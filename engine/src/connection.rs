@@ -20,7 +20,7 @@ use tokio::time::{Instant, MissedTickBehavior};
 use crate::codec::{self, Command, Decoded, Decoder};
 use crate::error::{Code, Error, Result};
 use crate::events::EventKind;
-use crate::handshake::{self, SocketType};
+use crate::handshake::{self, PeerInfo, SocketType};
 use crate::heartbeat::Liveness;
 use crate::message::Message;
 use crate::options::{millis, SocketOptions};
@@ -71,6 +71,8 @@ struct Link {
     /// Woken by the pipe's socket side: data to write (PUSH) or room to read into (PULL).
     notify: Arc<Notify>,
     live: Liveness,
+    /// The peer speaks ZMTP 3.1 or later: PING/PONG exist (a 3.0 peer has no heartbeats).
+    pings: bool,
 }
 
 /// How a connection ended.
@@ -119,15 +121,18 @@ impl Connection {
             _ = stop.as_mut() => return (Ended::BeforeHandshake, None),
             r = self.handshake(&mut stream, &mut buf, &mut decoder) => r,
         };
-        if let Err(e) = handshake {
-            let event = if e.code == Code::Proto {
-                EventKind::HandshakeErrorProtocol
-            } else {
-                EventKind::HandshakeErrorOther
-            };
-            self.socket.event(event, &self.address, None, Some(e));
-            return (Ended::BeforeHandshake, None);
-        }
+        let peer = match handshake {
+            Ok(peer) => peer,
+            Err(e) => {
+                let event = if e.code == Code::Proto {
+                    EventKind::HandshakeErrorProtocol
+                } else {
+                    EventKind::HandshakeErrorOther
+                };
+                self.socket.event(event, &self.address, None, Some(e));
+                return (Ended::BeforeHandshake, None);
+            }
+        };
         if self.socket.is_closed() && kind == SocketType::Pull {
             return (Ended::BeforeHandshake, None);
         }
@@ -147,7 +152,9 @@ impl Connection {
         let link = Link {
             pipe,
             notify,
-            live: Liveness::new(&self.opts),
+            // A ZMTP 3.0 peer has no PING to answer: our heartbeats do not apply to it.
+            live: Liveness::new(&self.opts, peer.minor >= 1),
+            pings: peer.minor >= 1,
         };
         let (ctrl_tx, ctrl_rx) = mpsc::channel::<Command>(8);
         let (rd, wr) = stream.into_split();
@@ -172,17 +179,17 @@ impl Connection {
         stream: &mut Stream,
         buf: &mut BytesMut,
         decoder: &mut Decoder,
-    ) -> Result<()> {
+    ) -> Result<PeerInfo> {
         let hs = handshake::handshake(stream, self.socket.kind(), buf, decoder);
         match millis(self.opts.handshake_interval).filter(|d| !d.is_zero()) {
             Some(d) => match tokio::time::timeout(d, hs).await {
-                Ok(r) => r.map(|_| ()),
+                Ok(r) => r,
                 Err(_) => Err(Error::new(
                     Code::Again,
                     format!("handshake with {} timed out", self.address),
                 )),
             },
-            None => hs.await.map(|_| ()),
+            None => hs.await,
         }
     }
 
@@ -238,9 +245,12 @@ impl Connection {
                     _ = tokio::time::sleep_until(deadline) => {
                         // Judge on what has arrived, not on whether we were scheduled in
                         // time to see it.
-                        match rd.try_read_buf(&mut buf) {
+                        match rd.read_now(&mut buf) {
                             Ok(n) => n,
                             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                                if link.live.taking_backlog(rd.unacked()) {
+                                    link.live.heard();
+                                }
                                 if link.live.expired() {
                                     let silent = link.live.silent_for();
                                     return Err(Error::new(
@@ -248,7 +258,7 @@ impl Connection {
                                         format!("{} silent for {silent} ms: heartbeat timeout", self.address),
                                     ));
                                 }
-                                // Heard from in the meantime (a write drained): look again.
+                                // Heard from in the meantime (a write drained, a backlog taken): look again.
                                 continue;
                             }
                             Err(e) => return Err(read_error(e)),
@@ -274,7 +284,7 @@ impl Connection {
         let pipe = &link.pipe;
         let mut out = BytesMut::with_capacity(WRITE_BATCH_BYTES);
         let mut batch: Vec<Message> = Vec::with_capacity(WRITE_BATCH_MSGS);
-        let mut heartbeat = (self.opts.heartbeat_interval > 0).then(|| {
+        let mut heartbeat = (self.opts.heartbeat_interval > 0 && link.pings).then(|| {
             let period = Duration::from_millis(self.opts.heartbeat_interval as u64);
             let mut t = tokio::time::interval_at(Instant::now() + period, period);
             // After a stall, one PING, not a burst of the ones missed.
@@ -360,7 +370,7 @@ impl Connection {
                 }
             };
             let keepalive = async {
-                match link.live.keepalive_period() {
+                match link.live.keepalive_period().filter(|_| link.pings) {
                     Some(period) => tokio::time::sleep(period).await,
                     None => std::future::pending::<()>().await,
                 }
@@ -425,6 +435,7 @@ async fn write_all<B: Buf>(wr: &mut WriteHalf, buf: &mut B, live: &Liveness) -> 
             return Err(io::ErrorKind::WriteZero.into());
         }
         buf.advance(n);
+        live.wrote(n);
         if waited {
             live.heard();
         }

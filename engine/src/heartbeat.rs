@@ -6,10 +6,14 @@
 //! - While the reader waits for room in the pipe (the application is not receiving), it
 //!   reads nothing on purpose: that time is not silence, and the clock starts afresh when
 //!   it reads again. libzmq drops such a paused consumer, with what it had buffered.
-//! - A write that had to wait for the kernel's buffer to drain, then went through, proves
-//!   the peer acknowledged and read our data: it counts as hearing from it. A busy PUSH's
-//!   PING waits behind megabytes of data, so its PONG can come long after the timeout
-//!   while the peer is reading steadily all along.
+//! - A peer that is taking a backlog we sent it is not silent. A busy PUSH's PING waits
+//!   behind megabytes of data, so its PONG can come long after the timeout while the peer
+//!   is reading steadily all along: when the deadline comes with bytes still queued
+//!   towards the peer, and the peer has taken some since the last look (acknowledged, for
+//!   TCP; read, for ipc), that counts as hearing from it. A peer whose application hangs
+//!   stops taking once its receive buffer is full, and is judged from then on; with no
+//!   backlog (only PINGs), only what it sends counts, as in libzmq. Likewise a write that
+//!   had to wait for the kernel's buffer to drain, then went through.
 //! - Before a deadline passes judgement, the reader takes whatever the kernel already
 //!   holds (after a stall of our own I/O thread, the peer's bytes are there unread).
 //! - With no heartbeat in force there is no timer at all.
@@ -42,11 +46,16 @@ pub(crate) struct Liveness {
     paused: AtomicBool,
     /// Wakes the writer when `paused` changes, so it can keep a heartbeating peer informed.
     pub(crate) pause_changed: Notify,
+    /// Bytes written to the socket so far, and how many of them the peer had taken at the
+    /// last look (see [`Liveness::taking_backlog`]).
+    written: AtomicU64,
+    taken: AtomicU64,
 }
 
 impl Liveness {
-    pub(crate) fn new(opts: &SocketOptions) -> Self {
-        let ours = if opts.heartbeat_interval > 0 {
+    /// `pings`: whether the peer speaks ZMTP 3.1 (PING/PONG); without, no heartbeat of ours.
+    pub(crate) fn new(opts: &SocketOptions, pings: bool) -> Self {
+        let ours = if opts.heartbeat_interval > 0 && pings {
             let timeout = if opts.heartbeat_timeout > 0 {
                 opts.heartbeat_timeout
             } else {
@@ -65,6 +74,8 @@ impl Liveness {
             peer_ping_gap: AtomicU64::new(0),
             paused: AtomicBool::new(false),
             pause_changed: Notify::new(),
+            written: AtomicU64::new(0),
+            taken: AtomicU64::new(0),
         }
     }
 
@@ -118,6 +129,20 @@ impl Liveness {
         Some(self.start + Duration::from_millis(at))
     }
 
+    /// `n` more bytes went to the socket.
+    pub(crate) fn wrote(&self, n: usize) {
+        self.written.fetch_add(n as u64, Ordering::Relaxed);
+    }
+
+    /// Whether the peer is working through a backlog we sent it: bytes are still queued
+    /// towards it (`unacked`, from the socket) and it has taken some since the last look.
+    pub(crate) fn taking_backlog(&self, unacked: Option<u64>) -> bool {
+        let Some(unacked) = unacked else { return false };
+        let taken = self.written.load(Ordering::Relaxed).saturating_sub(unacked);
+        let before = self.taken.swap(taken, Ordering::Relaxed);
+        unacked > 0 && taken > before
+    }
+
     pub(crate) fn expired(&self) -> bool {
         match self.limit() {
             Some(limit) => !self.paused.load(Ordering::Relaxed) && self.silent_for() >= limit,
@@ -161,6 +186,12 @@ impl Liveness {
 mod tests {
     use super::*;
 
+    impl Liveness {
+        fn new_for_test(opts: &SocketOptions) -> Self {
+            Liveness::new(opts, true)
+        }
+    }
+
     fn opts(interval: i32, timeout: i32) -> SocketOptions {
         SocketOptions {
             heartbeat_interval: interval,
@@ -171,25 +202,25 @@ mod tests {
 
     #[test]
     fn no_heartbeat_means_no_deadline() {
-        let live = Liveness::new(&opts(0, 0));
+        let live = Liveness::new_for_test(&opts(0, 0));
         assert_eq!(live.deadline(), None);
         assert!(!live.expired());
     }
 
     #[test]
     fn the_limit_is_interval_plus_timeout_or_the_peers_ttl_if_lower() {
-        let live = Liveness::new(&opts(100, 400));
+        let live = Liveness::new_for_test(&opts(100, 400));
         assert_eq!(live.limit(), Some(500));
         live.pinged(300);
         assert_eq!(live.limit(), Some(300));
-        let ttl_only = Liveness::new(&opts(0, 0));
+        let ttl_only = Liveness::new_for_test(&opts(0, 0));
         ttl_only.pinged(2000);
         assert_eq!(ttl_only.limit(), Some(2000));
     }
 
     #[tokio::test(start_paused = true)]
     async fn time_spent_paused_is_not_silence() {
-        let live = Liveness::new(&opts(100, 100));
+        let live = Liveness::new_for_test(&opts(100, 100));
         live.heard();
         live.pause();
         tokio::time::sleep(Duration::from_secs(5)).await;
@@ -201,9 +232,20 @@ mod tests {
         assert!(live.expired());
     }
 
+    #[test]
+    fn a_peer_taking_a_backlog_is_heard_and_one_with_none_left_is_not() {
+        let live = Liveness::new_for_test(&opts(100, 100));
+        live.wrote(1000);
+        assert!(!live.taking_backlog(None), "the platform cannot tell");
+        assert!(live.taking_backlog(Some(600)), "took 400 of 1000, 600 still queued");
+        assert!(!live.taking_backlog(Some(600)), "took nothing more since");
+        live.wrote(3);
+        assert!(!live.taking_backlog(Some(0)), "took everything: no backlog, only PONGs count");
+    }
+
     #[tokio::test(start_paused = true)]
     async fn a_paused_reader_pings_a_heartbeating_peer_at_its_own_pace() {
-        let live = Liveness::new(&opts(0, 0));
+        let live = Liveness::new_for_test(&opts(0, 0));
         live.pause();
         assert_eq!(
             live.keepalive_period(),

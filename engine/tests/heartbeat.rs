@@ -20,12 +20,14 @@ use common::*;
 async fn a_push_that_never_runs_dry_still_sends_pings_and_keeps_its_connection() {
     // A PULL peer sends nothing but PONGs, so a PUSH with heartbeats only hears from it
     // after a PING. A sender that always has data queued must still PING, or its own
-    // heartbeat timeout drops a healthy connection (and the batch it was writing).
+    // heartbeat timeout drops a healthy connection (and the batch it was writing). Limits
+    // here and below leave room for a loaded 2-core machine, where a thread can wait a few
+    // hundred ms for a CPU: the behaviours do not depend on them.
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = format!("tcp://{}", listener.local_addr().unwrap());
     let push = Arc::new(sock_with(SocketType::Push, |o| {
         o.heartbeat_interval = 100;
-        o.heartbeat_timeout = 400;
+        o.heartbeat_timeout = 1000;
     }));
     push.enable_events();
     push.connect(&addr).unwrap();
@@ -44,8 +46,11 @@ async fn a_push_that_never_runs_dry_still_sends_pings_and_keeps_its_connection()
     let mut pings = 0;
     let mut messages = 0u64;
     let mut eof = false;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
-    while tokio::time::Instant::now() < deadline {
+    // At least 2 s and 2 000 messages (a loaded machine is slower), at most 20 s.
+    let started = tokio::time::Instant::now();
+    let busy_long_enough =
+        |messages: u64| started.elapsed() >= Duration::from_secs(2) && messages >= 2000;
+    while !busy_long_enough(messages) && started.elapsed() < Duration::from_secs(20) {
         loop {
             match dec.decode(&mut buf).unwrap() {
                 Some(Decoded::Message(_)) => messages += 1,
@@ -68,26 +73,24 @@ async fn a_push_that_never_runs_dry_still_sends_pings_and_keeps_its_connection()
             _ => {}
         }
     }
+    // Taken while the peer is still connected: dropping it is a disconnect of its own.
+    let events = push.take_events(4096);
+    let disconnects: Vec<_> = events.iter().filter(|e| e.kind == EventKind::Disconnect).collect();
     // The producer may be waiting for room that a dropped connection will not make.
     producer.abort();
     drop(peer);
-    let disconnects = push
-        .take_events(4096)
-        .iter()
-        .filter(|e| e.kind == EventKind::Disconnect)
-        .count();
     assert!(
-        messages > 1000,
+        !eof && disconnects.is_empty(),
+        "the PUSH dropped a live peer after {pings} PINGs and {messages} messages: {disconnects:?}"
+    );
+    assert!(
+        messages >= 2000,
         "the load never built up ({messages} messages)"
     );
     assert!(
-        !eof,
-        "the PUSH dropped a live peer after {pings} PINGs and {messages} messages"
-    );
-    assert_eq!(disconnects, 0);
-    assert!(
         pings >= 5,
-        "only {pings} PINGs in 2 s at a 100 ms heartbeat"
+        "only {pings} PINGs in {:?} at a 100 ms heartbeat",
+        started.elapsed()
     );
     push.close_now();
 }
@@ -165,8 +168,8 @@ async fn a_paused_consumer_keeps_its_connection_and_every_message() {
     // Dropping the connection would throw away what the kernel buffers hold.
     let pull = sock_with(SocketType::Pull, |o| {
         o.receive_high_water_mark = 10;
-        o.heartbeat_interval = 100;
-        o.heartbeat_timeout = 100;
+        o.heartbeat_interval = 200;
+        o.heartbeat_timeout = 300;
     });
     pull.enable_events();
     let ep = pull.bind("tcp://127.0.0.1:*").await.unwrap();
@@ -177,7 +180,7 @@ async fn a_paused_consumer_keeps_its_connection_and_every_message() {
     for i in 0..200u32 {
         push.send(msg(&[&i.to_be_bytes(), &body])).await.unwrap();
     }
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    tokio::time::sleep(Duration::from_millis(2000)).await;
     for i in 0..200u32 {
         assert_eq!(
             recv(&pull).await,
@@ -199,15 +202,15 @@ async fn a_paused_consumer_keeps_a_heartbeating_producer_informed() {
     let pull = sock_with(SocketType::Pull, |o| o.receive_high_water_mark = 10);
     let ep = pull.bind("tcp://127.0.0.1:*").await.unwrap();
     let push = sock_with(SocketType::Push, |o| {
-        o.heartbeat_interval = 100;
-        o.heartbeat_timeout = 200;
+        o.heartbeat_interval = 200;
+        o.heartbeat_timeout = 800;
     });
     push.enable_events();
     push.connect(&ep).unwrap();
     push.send(msg(&[b"first"])).await.unwrap();
     assert_eq!(recv(&pull).await, msg(&[b"first"]));
     // A few PINGs reach the PULL while it still reads: it learns the peer's pace.
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    tokio::time::sleep(Duration::from_millis(700)).await;
     // Far more than the PULL's mark and the kernel buffers: the PUSH's writer blocks too.
     let big = Bytes::from(vec![9u8; 64 * 1024]);
     let sender = {
@@ -220,7 +223,7 @@ async fn a_paused_consumer_keeps_a_heartbeating_producer_informed() {
         });
         (push, task)
     };
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    tokio::time::sleep(Duration::from_millis(2500)).await;
     for i in 0..300 {
         assert_eq!(
             recv(&pull).await.frames()[0].len(),
@@ -275,26 +278,26 @@ async fn a_stalled_io_thread_reads_what_arrived_before_judging_silence() {
     // kernel unread: the connection must read them rather than call the peer silent.
     let io = OwnThread::start();
     let pull = io.socket(SocketType::Pull, |o| {
-        o.heartbeat_interval = 100;
-        o.heartbeat_timeout = 100;
+        o.heartbeat_interval = 200;
+        o.heartbeat_timeout = 300;
     });
     pull.enable_events();
     let ep = pull.bind("tcp://127.0.0.1:*").await.unwrap();
     // The peer keeps PINGing (so there is something to hear) but is patient itself: only
     // our side's judgement is under test.
     let push = sock_with(SocketType::Push, |o| {
-        o.heartbeat_interval = 50;
+        o.heartbeat_interval = 100;
         o.heartbeat_timeout = 60_000;
     });
     push.connect(&ep).unwrap();
     let mut sent = 0u32;
-    for _ in 0..5 {
+    for _ in 0..3 {
         for _ in 0..5 {
             push.send(msg(&[&sent.to_be_bytes()])).await.unwrap();
             sent += 1;
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        io.stall(Duration::from_millis(500));
+        io.stall(Duration::from_millis(1200));
         for _ in 0..25 {
             push.send(msg(&[&sent.to_be_bytes()])).await.unwrap();
             sent += 1;

@@ -140,9 +140,48 @@ impl Stream {
 impl ReadHalf {
     /// Reads what the kernel already holds, without waiting: `WouldBlock` when nothing is
     /// there. The heartbeat check uses it so that silence is judged on what has arrived,
-    /// not on whether this task was scheduled in time to see it.
-    pub fn try_read_buf(&self, buf: &mut bytes::BytesMut) -> io::Result<usize> {
-        each_variant!(self, s => s.try_read_buf(buf))
+    /// not on what the runtime has noticed yet: after a stall of this thread, tokio's
+    /// readiness is stale until its driver runs again (and its own `try_read` trusts that
+    /// readiness), so this asks the socket itself.
+    pub fn read_now(&self, buf: &mut bytes::BytesMut) -> io::Result<usize> {
+        let sock = match self {
+            Self::Tcp(s) => socket2::SockRef::from(s.as_ref()),
+            #[cfg(unix)]
+            Self::Unix(s) => socket2::SockRef::from(s.as_ref()),
+        };
+        let spare = buf.spare_capacity_mut();
+        if spare.is_empty() {
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, "no room to read into"));
+        }
+        // The socket is non-blocking (tokio made it so): this returns at once.
+        let n = sock.recv(spare)?;
+        // SAFETY: `recv` initialised the first `n` bytes of the spare capacity.
+        unsafe { buf.set_len(buf.len() + n) };
+        Ok(n)
+    }
+
+    /// Bytes we wrote that the peer has not taken yet: for TCP, not yet acknowledged by the
+    /// peer's kernel; for a Unix socket, not yet read by the peer. `None` where the
+    /// platform cannot tell. A peer that takes what we wrote is not silent (see
+    /// `heartbeat.rs`).
+    pub fn unacked(&self) -> Option<u64> {
+        #[cfg(target_os = "linux")]
+        {
+            use std::os::fd::AsRawFd;
+            let fd = match self {
+                Self::Tcp(s) => s.as_ref().as_raw_fd(),
+                Self::Unix(s) => s.as_ref().as_raw_fd(),
+            };
+            let mut queued: libc::c_int = 0;
+            // SAFETY: SIOCOUTQ (= TIOCOUTQ) writes one int through the pointer, on a socket
+            // this half keeps open.
+            let rc = unsafe { libc::ioctl(fd, libc::TIOCOUTQ, &mut queued) };
+            (rc == 0 && queued >= 0).then_some(queued as u64)
+        }
+        #[cfg(not(target_os = "linux"))]
+        {
+            None
+        }
     }
 }
 
