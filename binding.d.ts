@@ -12,12 +12,16 @@ export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-was
 /** One PUSH or PULL socket owned by Rust. Internal: use `Push`/`Pull` from the package. */
 export declare class NativeSocket {
   /**
-   * Creates a socket of `kind` ("push" or "pull"). `waker(bits)` is called on the JS
-   * thread when a readiness bit armed with `arm()` becomes true.
+   * Creates a socket of `kind` ("push" or "pull") with `options`' values in the order
+   * of `optionSpecs()`. `waker(bits)` is called on the JS thread when a readiness bit
+   * armed with `arm()` becomes true.
    */
-  constructor(kind: string, options: NativeOptions, waker: WakerFn)
-  /** Replaces the socket options (applied to connections made from now on). */
-  setOptions(options: NativeOptions): void
+  constructor(kind: 'push' | 'pull', options: Array<number>, waker: (bits: number) => void)
+  /**
+   * Replaces the socket options (values in `optionSpecs()` order; applied to connections
+   * made from now on).
+   */
+  setOptions(options: Array<number>): void
   /** Binds; resolves to the resolved endpoint. */
   bind(address: string): Promise<string>
   /** Stops listening on an address. */
@@ -28,66 +32,72 @@ export declare class NativeSocket {
   disconnect(address: string): void
   /** How many messages the socket can take now (see `flush`); capped to fit a JS number. */
   room(): number
-  /**
-   * The PUSH's staging area as `[data, meta]`: a Buffer for small frames' bytes and an
-   * Int32Array describing the messages (`meta[0]` committed entries, `meta[1]` committed
-   * bytes, then per message its frame count and each frame's length). JS writes,
-   * commits each message, and calls `flush()`.
-   */
-  sendStage(): [Buffer, Int32Array]
+  /** The PUSH's send stage as `[data, meta]` (see `batch.rs`). */
+  sendStage(): [Uint8Array, Int32Array]
   /**
    * Queues the messages JS committed to the stage since the last flush and returns the
    * room left.
    */
   flush(): number
   /**
-   * Queues one message JS accepted that does not fit the stage (large frames, many
-   * frames), copying its frames now; returns the room left. JS flushes the stage first,
-   * so order is kept.
+   * Queues one message JS accepted that does not go through the stage (a large frame,
+   * too big for it), copying its frames now; returns the room left.
    */
   sendNow(frames: Array<string | Uint8Array>): number
   /**
-   * Writes up to `max` received messages into `slab` at `offset` (a multiple of 4) and
-   * returns the bytes used: 0 when there is nothing to receive, or minus the bytes the
-   * next message needs when it does not fit what is left of the slab (it waits for the
-   * next call). The layout: little-endian u32 words — the message count, where the
-   * frames' bytes start (from `offset`), then per message its frame count and each
-   * frame's length (0xFFFFFFFF for a frame returned by `takeOwnBuffers`) — then the
-   * small frames' bytes.
+   * Writes up to `max` received messages into `slab` at `offset` (see `batch.rs`);
+   * returns the bytes used, 0 when nothing has arrived, or minus the bytes the next
+   * message needs when it does not fit what is left of the slab.
    */
   tryReceive(max: number, slab: Uint8Array, offset: number): number
-  /**
-   * The frames of the last receive batch marked 0xFFFFFFFF, in order, as Buffers of
-   * their own.
-   */
+  /** The frames of the last receive batch marked `OWN_BUFFER`, in order. */
   takeOwnBuffers(): Array<Buffer>
   /**
-   * Asks for one waker call when any of `bits` (1 readable, 2 writable, 4 events)
-   * becomes true; returns the bits already true (8 = closed).
+   * Asks for one waker call when any of `bits` (`READABLE`, `WRITABLE`, `EVENTS`) becomes
+   * true; returns the bits already true (with `CLOSED` once closed).
    */
   arm(bits: number): number
   /** Whether the waker keeps the process alive (while JS waits on this socket). */
   setRef(referenced: boolean): void
   /** A message can be received now. */
   get readable(): boolean
-  /** A message can be sent now without waiting. */
-  get writable(): boolean
   /** The socket is closed. */
   get closed(): boolean
   /** ZMQ_LAST_ENDPOINT. */
   get lastEndpoint(): string | null
   /** Starts queueing monitor events. */
   enableEvents(): void
-  /** Takes queued monitor events. */
+  /** Takes up to `max` queued monitor events. */
   takeEvents(max: number): Array<NativeEvent>
   /**
    * Closes; resolves once queued messages are flushed (PUSH, within linger). What JS
-   * staged is queued first.
+   * committed to the stage is queued first.
    */
   close(): Promise<void>
-  /** Closes at once, dropping anything queued. */
-  closeNow(): void
 }
+
+/** Readiness bit: the socket closed. */
+export declare const CLOSED: number
+
+/** Readiness bit: monitor events are queued. */
+export declare const EVENTS: number
+
+/** One monitor event type. */
+export interface EventSpec {
+  /** The zeromq.js event type (`handshake:error:protocol`). */
+  type: string
+  /** What it means (Markdown). */
+  doc: string
+}
+
+/** Every monitor event type. */
+export declare function eventSpecs(): Array<EventSpec>
+
+/**
+ * Frames of this many bytes or more travel on their own: a received one as a Buffer of
+ * its own (no copy), a sent one copied by a call of its own.
+ */
+export declare const LARGE_FRAME: number
 
 /**
  * Flushes and closes every socket of this environment, waiting for each within its
@@ -95,6 +105,9 @@ export declare class NativeSocket {
  * runs, so that `process.exit()` and the end of a script deliver what was sent.
  */
 export declare function lingerAllSockets(): void
+
+/** Events kept for a reader that does not read them (the oldest go first). */
+export declare const MAX_QUEUED_EVENTS: number
 
 /** A monitor event, as zeromq.js reports it. */
 export interface NativeEvent {
@@ -104,43 +117,61 @@ export interface NativeEvent {
   address: string
   /** For `connect:retry`: the delay before the next attempt, ms. */
   interval?: number
-  /** For error events: the error code (`EADDRINUSE`, `EPROTO`, …). */
+  /** For error events: the errno name (`EADDRINUSE`, `ECONNREFUSED`, …). */
   errorCode?: string
   /** For error events: the message. */
   errorMessage?: string
 }
 
-/**
- * Socket options as passed from JS; every field is required here because the JS layer
- * fills in defaults and validates types (so users get `TypeError`/`RangeError`).
- */
-export interface NativeOptions {
-  /** ZMQ_SNDHWM. */
-  sendHighWaterMark: number
-  /** ZMQ_RCVHWM. */
-  receiveHighWaterMark: number
-  /** ZMQ_LINGER, ms. */
-  linger: number
-  /** ZMQ_SNDTIMEO, ms. */
-  sendTimeout: number
-  /** ZMQ_RCVTIMEO, ms. */
-  receiveTimeout: number
-  /** ZMQ_IMMEDIATE. */
-  immediate: boolean
-  /** ZMQ_RECONNECT_IVL, ms. */
-  reconnectInterval: number
-  /** ZMQ_RECONNECT_IVL_MAX, ms. */
-  reconnectMaxInterval: number
-  /** ZMQ_MAXMSGSIZE, bytes (-1 = unlimited). */
-  maxMessageSize: number
-  /** ZMQ_HANDSHAKE_IVL, ms. */
-  handshakeInterval: number
-  /** ZMQ_HEARTBEAT_IVL, ms. */
-  heartbeatInterval: number
-  /** ZMQ_HEARTBEAT_TIMEOUT, ms. */
-  heartbeatTimeout: number
-  /** ZMQ_HEARTBEAT_TTL, ms. */
-  heartbeatTimeToLive: number
-  /** ZMQ_CONNECT_TIMEOUT, ms. */
-  connectTimeout: number
+/** One socket option, as the engine declares it. */
+export interface OptionSpec {
+  /** The zeromq.js name (`sendHighWaterMark`). */
+  name: string
+  /** The libzmq name (`ZMQ_SNDHWM`). */
+  libzmq: string
+  /** `"integer"` or `"boolean"`. */
+  kind: string
+  /** The default (booleans: 0 or 1). */
+  defaultValue: number
+  min: number
+  max: number
+  /** What the number counts: "messages", "ms", "bytes" (empty for booleans). */
+  unit: string
+  /** `"Push"` or `"Pull"` for an option of one socket type; absent for both. */
+  only?: string
+  /** What it does (Markdown). */
+  doc: string
 }
+
+/** Every socket option, in the order `NativeSocket` takes their values. */
+export declare function optionSpecs(): Array<OptionSpec>
+
+/** The length word of a received frame that comes from `takeOwnBuffers()`. */
+export declare const OWN_BUFFER: number
+
+/** Readiness bit: a message can be received. */
+export declare const READABLE: number
+
+/** Payload per receive batch: every message handed out keeps its slab alive. */
+export declare const RECEIVE_BATCH_BYTES: number
+
+/** Messages per receive batch: enough to amortise the native call. */
+export declare const RECEIVE_BATCH_MESSAGES: number
+
+/**
+ * The size of a receive slab (a larger one for a message that needs more), as Node's own
+ * socket reads use.
+ */
+export declare const RECEIVE_SLAB_BYTES: number
+
+/** Bytes of small frames JS may stage between two flushes. */
+export declare const STAGE_BYTES: number
+
+/** Where message descriptions start in the stage's description array. */
+export declare const STAGE_META_HEAD: number
+
+/** Words of the stage's description array. */
+export declare const STAGE_META_WORDS: number
+
+/** Readiness bit: a message can be sent without waiting. */
+export declare const WRITABLE: number

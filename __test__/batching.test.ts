@@ -6,18 +6,13 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 
-import { Pull, Push } from "zeropipe";
-import { bindAddress, receiveN, trackSockets, within, type Proto } from "./helpers/sockets";
+import type { PullOptions, PushOptions } from "zeropipe";
+import { bindAddress, connectedPair, receiveN, trackSockets, within, type Proto } from "./helpers/sockets";
 
 const T = { timeout: 30_000 };
 const { push, pull } = trackSockets();
-async function connectedPair(proto: Proto, pushOpts = {}, pullOpts = {}): Promise<[Push, Pull]> {
-  const q = pull(pullOpts);
-  const p = push(pushOpts);
-  await q.bind(bindAddress(proto));
-  p.connect(q.lastEndpoint!);
-  return [p, q];
-}
+const pair = (proto: Proto, pushOpts: PushOptions = {}, pullOpts: PullOptions = {}) =>
+  connectedPair(proto, pushOpts, pullOpts, { push, pull });
 
 /** A deterministic byte pattern, so a frame shifted or overwritten by another shows. */
 function pattern(len: number, seed: number): Buffer {
@@ -29,7 +24,7 @@ function pattern(len: number, seed: number): Buffer {
 for (const proto of ["tcp", "ipc", "inproc"] as const) {
   describe(`batched sends and receives over ${proto}`, () => {
     it("a buffer reused right after send() still sends what it held at the call", T, async () => {
-      const [p, q] = await connectedPair(proto);
+      const [p, q] = await pair(proto);
       const buf = Buffer.alloc(16);
       const N = 2000;
       // Half awaited, half not: neither kind may see a later write.
@@ -47,7 +42,7 @@ for (const proto of ["tcp", "ipc", "inproc"] as const) {
     });
 
     it("a reused buffer sent as frames of a message too big for one batch keeps what it held", T, async () => {
-      const [p, q] = await connectedPair(proto);
+      const [p, q] = await pair(proto);
       await within(p.send("warm-up"), 5_000, "warm-up");
       await receiveN(q, 1);
       const parts = Buffer.alloc(20_000);
@@ -85,7 +80,7 @@ for (const proto of ["tcp", "ipc", "inproc"] as const) {
     });
 
     it("strings, small, empty and large frames, multipart and oversized messages keep their bytes and order", T, async () => {
-      const [p, q] = await connectedPair(proto);
+      const [p, q] = await pair(proto);
       const sent: Buffer[][] = [];
       const calls: Promise<void>[] = [];
       for (let i = 0; i < 300; i++) {
@@ -124,7 +119,7 @@ for (const proto of ["tcp", "ipc", "inproc"] as const) {
     });
 
     it("received messages stay intact while later batches arrive", T, async () => {
-      const [p, q] = await connectedPair(proto);
+      const [p, q] = await pair(proto);
       const N = 3000;
       const kept: Buffer[][] = [];
       const consumer = (async () => {
@@ -142,7 +137,7 @@ for (const proto of ["tcp", "ipc", "inproc"] as const) {
     });
 
     it("close() delivers messages whose send() resolved but had not yet left JS", T, async () => {
-      const [p, q] = await connectedPair(proto);
+      const [p, q] = await pair(proto);
       await within(p.send("warm-up"), 5_000, "warm-up");
       assert.equal((await receiveN(q, 1))[0][0].toString(), "warm-up");
       // Not awaited, and closed in the same tick: nothing has crossed into Rust yet.
@@ -160,7 +155,7 @@ for (const proto of ["tcp", "ipc", "inproc"] as const) {
 describe("the high-water mark while sends are batched", () => {
   it("accepts exactly the joint inproc mark, then refuses without losing anything", T, async () => {
     // inproc's one queue holds both marks (libzmq sums them): exactly 7 + 5 messages fit.
-    const [p, q] = await connectedPair("inproc", { sendHighWaterMark: 7, sendTimeout: 0 }, { receiveHighWaterMark: 5 });
+    const [p, q] = await pair("inproc", { sendHighWaterMark: 7, sendTimeout: 0 }, { receiveHighWaterMark: 5 });
     let accepted = 0;
     for (;;) {
       try {

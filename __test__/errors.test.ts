@@ -9,7 +9,7 @@ import * as path from "node:path";
 import { after, before, describe, it } from "node:test";
 
 import { Pull, Push } from "zeropipe";
-import { trackSockets } from "./helpers/sockets";
+import { connectedPair, trackSockets } from "./helpers/sockets";
 
 const T = { timeout: 20_000 };
 
@@ -23,11 +23,8 @@ let goodPull: Pull;
 let goodAddress: string;
 
 before(async () => {
-  goodPush = new Push({ linger: 0 });
-  goodPull = new Pull();
-  await goodPull.bind("tcp://127.0.0.1:*");
+  [goodPush, goodPull] = await connectedPair("tcp", { linger: 0 });
   goodAddress = goodPull.lastEndpoint!;
-  goodPush.connect(goodAddress);
   await goodPush.send("before the errors");
   assert.deepEqual((await goodPull.receive()).map(String), ["before the errors"]);
 });

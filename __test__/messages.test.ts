@@ -11,6 +11,7 @@ import { Worker } from "node:worker_threads";
 import * as vm from "node:vm";
 
 import { Pull, Push, type MessageLike } from "zeropipe";
+import { connectedPair } from "./helpers/sockets";
 
 const T = { timeout: 20_000 };
 
@@ -20,10 +21,7 @@ let push: Push;
 let pull: Pull;
 
 before(async () => {
-  push = new Push({ linger: 0 });
-  pull = new Pull();
-  await pull.bind("tcp://127.0.0.1:*");
-  push.connect(pull.lastEndpoint!);
+  [push, pull] = await connectedPair("tcp", { linger: 0 });
 });
 
 after(async () => {

@@ -46,6 +46,26 @@ export async function waitFor(cond: () => boolean, ms: number, what: string): Pr
   }
 }
 
+/**
+ * A Push connected to a Pull bound on a fresh address of `proto`, made by `make` (a
+ * file's tracked factories from `trackSockets()`; by default plain sockets, for a pair a
+ * whole file shares and closes in its `after`).
+ */
+export async function connectedPair(
+  proto: Proto = "tcp",
+  pushOpts: PushOptions = {},
+  pullOpts: PullOptions = {},
+  make: { push: (o: PushOptions) => Push; pull: (o: PullOptions) => Pull } = {
+    push: (o) => new Push(o),
+    pull: (o) => new Pull(o),
+  },
+): Promise<[Push, Pull]> {
+  const q = make.pull(pullOpts);
+  const p = make.push(pushOpts);
+  p.connect(await bindFresh(q, proto));
+  return [p, q];
+}
+
 /** The next `n` messages of `q`, each within 15 s. */
 export async function receiveN(q: Pull, n: number): Promise<Buffer[][]> {
   const out: Buffer[][] = [];

@@ -5,44 +5,44 @@ use std::collections::VecDeque;
 
 use crate::error::Error;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum EventKind {
-    Accept,
-    AcceptError,
-    Bind,
-    BindError,
-    Connect,
-    ConnectDelay,
-    ConnectRetry,
-    Close,
-    Disconnect,
-    Handshake,
-    HandshakeErrorProtocol,
-    HandshakeErrorOther,
-    Unbind,
-    End,
+/// Declares every event kind once: its variant, its zeromq.js name, and what it means.
+macro_rules! event_kinds {
+    ($($variant:ident = $name:literal, $doc:literal;)*) => {
+        /// A monitor event's kind.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+        pub enum EventKind {
+            $(#[doc = $doc] $variant,)*
+        }
+
+        impl EventKind {
+            /// The zeromq.js event type string.
+            pub fn name(self) -> &'static str {
+                match self {
+                    $(EventKind::$variant => $name,)*
+                }
+            }
+        }
+
+        /// Every event type with what it means, for the binding and generated docs.
+        pub const EVENT_SPECS: &[(&str, &str)] = &[$(($name, $doc),)*];
+    };
 }
 
-impl EventKind {
-    /// The zeromq.js event type string.
-    pub fn name(self) -> &'static str {
-        match self {
-            EventKind::Accept => "accept",
-            EventKind::AcceptError => "accept:error",
-            EventKind::Bind => "bind",
-            EventKind::BindError => "bind:error",
-            EventKind::Connect => "connect",
-            EventKind::ConnectDelay => "connect:delay",
-            EventKind::ConnectRetry => "connect:retry",
-            EventKind::Close => "close",
-            EventKind::Disconnect => "disconnect",
-            EventKind::Handshake => "handshake",
-            EventKind::HandshakeErrorProtocol => "handshake:error:protocol",
-            EventKind::HandshakeErrorOther => "handshake:error:other",
-            EventKind::Unbind => "unbind",
-            EventKind::End => "end",
-        }
-    }
+event_kinds! {
+    Accept = "accept", "A connection was accepted on a bound endpoint (`address` is the endpoint).";
+    AcceptError = "accept:error", "Accepting a connection failed (`error.code` is the errno name, e.g. `EMFILE`); the listener keeps going.";
+    Bind = "bind", "The socket is bound (`address` is the resolved endpoint, e.g. the real port of `:0`).";
+    BindError = "bind:error", "Binding failed (`error` says why, e.g. `EADDRINUSE`).";
+    Connect = "connect", "An outgoing connection was established (the handshake follows).";
+    ConnectDelay = "connect:delay", "A connect attempt failed (`error.code`, e.g. `ECONNREFUSED`); a retry follows.";
+    ConnectRetry = "connect:retry", "A reconnect attempt is scheduled in `interval` ms.";
+    Close = "close", "A listening endpoint closed (unbind or close).";
+    Disconnect = "disconnect", "A connection ended (`error`, if set, is why: e.g. a heartbeat timeout).";
+    Handshake = "handshake", "A peer completed the ZMTP handshake: from now on it takes (PUSH) or sends (PULL) messages. Wait for this, not `accept` or `connect`, to know a peer is ready.";
+    HandshakeErrorProtocol = "handshake:error:protocol", "A peer failed the handshake by breaking the protocol (bad greeting, wrong socket type). A `handshake:error` listener hears every handshake failure.";
+    HandshakeErrorOther = "handshake:error:other", "A handshake failed for another reason (timeout, connection lost). A `handshake:error` listener hears every handshake failure.";
+    Unbind = "unbind", "An endpoint was unbound.";
+    End = "end", "The socket closed; no events follow.";
 }
 
 #[derive(Clone, Debug)]
@@ -61,7 +61,8 @@ pub(crate) struct EventQueue {
     pub queue: VecDeque<Event>,
 }
 
-pub(crate) const MAX_QUEUED_EVENTS: usize = 4096;
+/// Events kept for a reader that does not take them; the oldest go first.
+pub const MAX_QUEUED_EVENTS: usize = 4096;
 
 impl EventQueue {
     pub fn new() -> Self {

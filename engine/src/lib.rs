@@ -22,6 +22,8 @@
 //! - [`events`]: monitor events, with zeromq.js's names.
 //! - [`shutdown`]: how tasks learn that their socket or endpoint is gone.
 
+// Public: the socket API and its types, and (for the fuzz targets and the raw-peer tests,
+// which speak the wire format directly) the codec, greeting, handshake and endpoint parser.
 pub mod codec;
 mod connection;
 mod connector;
@@ -34,11 +36,11 @@ mod heartbeat;
 mod inproc;
 pub mod message;
 pub mod options;
-pub mod pipe;
+mod pipe;
 mod ready_queue;
-pub mod shutdown;
+mod shutdown;
 pub mod socket;
-pub mod transport;
+mod transport;
 
 pub use error::{Code, Error, Result};
 pub use events::{Event, EventKind};

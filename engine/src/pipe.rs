@@ -243,19 +243,11 @@ impl Pipe {
         }
     }
 
-    pub fn has_room(&self) -> bool {
-        let st = self.lock();
-        !st.reader_closed && !self.full(&st)
-    }
-
-    pub fn is_reader_closed(&self) -> bool {
-        self.lock().reader_closed
-    }
-
     pub fn is_empty(&self) -> bool {
         self.lock().queue.is_empty()
     }
 
+    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.lock().queue.len()
     }

@@ -1,0 +1,20 @@
+// zeropipe: ZeroMQ PUSH/PULL sockets for Node.js, owned by Rust. This is the package's entry:
+// exactly what `import … from "zeropipe"` and `require("zeropipe")` give. Each concern lives
+// in a file of its own under lib/ (see the README's Layout section).
+
+export { Push } from './lib/push'
+export { Pull } from './lib/pull'
+export { JobStream, push, pull, configure, close, DEFAULT_ENDPOINT } from './lib/module-api'
+export type { MessageLike } from './lib/frames'
+export type { CodedError } from './lib/errors'
+export type { Observer, SocketEvent, EventType } from './lib/observer'
+export type {
+  SocketOptions,
+  PushOptions,
+  PullOptions,
+  AllSocketOptions,
+  SocketOptionProperties,
+  PushOptionProperties,
+  PullOptionProperties,
+  SocketEventMap,
+} from './lib/generated'

@@ -1,0 +1,145 @@
+// zeromq.js's socket event observer: `sock.events.on("handshake", ({ address }) => …)`.
+
+import { codedError, type CodedError } from './errors'
+import type { SocketEventMap } from './generated'
+import { MAX_QUEUED_EVENTS } from './native'
+
+/**
+ * The event types `on()` and `off()` take: those of `SocketEventMap` (which says what each
+ * means), and `'handshake:error'` for every handshake failure.
+ */
+export type EventType = keyof SocketEventMap | 'handshake:error'
+
+/** A socket event. `error` is set for error events, `interval` for `connect:retry`. */
+export interface SocketEvent {
+  type: keyof SocketEventMap
+  /** The endpoint concerned. */
+  address: string
+  /** For `connect:retry`: the delay before the next attempt, ms. */
+  interval?: number
+  /** For error events (and a `disconnect` that an error caused): what went wrong, with its errno name as `code`. */
+  error?: CodedError
+}
+
+/** What the observer needs from its socket. */
+export interface Observed {
+  /** @internal */
+  _takeEvents(max: number): { type: string; address: string; interval?: number | null; errorCode?: string | null; errorMessage?: string | null }[]
+  /** @internal */
+  _armEvents(): void
+  /** @internal */
+  _updateRef(): void
+}
+
+type Listener = (event: SocketEvent) => void
+
+const closedObserver = () => codedError('EBADF', 'Observer is closed')
+
+/**
+ * A socket's events, with zeromq.js's names. Listen with `on(type, fn)`; `'handshake:error'`
+ * hears every `handshake:error:*`. Listening never keeps the process alive by itself; a
+ * pending `receive()` does.
+ */
+export class Observer implements AsyncIterable<SocketEvent> {
+  readonly #socket: Observed
+  readonly #listeners = new Map<string, Set<Listener>>()
+  readonly #queue: SocketEvent[] = []
+  #waiters: { resolve: (ev: SocketEvent) => void; reject: (err: unknown) => void }[] = []
+  #closed = false
+
+  /** @internal */
+  constructor(socket: Observed) {
+    this.#socket = socket
+  }
+
+  /** True once the socket ended (after its `end` event) or `close()` was called. */
+  get closed(): boolean {
+    return this.#closed
+  }
+
+  /** @internal */
+  get waiting(): boolean {
+    return this.#waiters.length > 0
+  }
+
+  /** Calls `listener` for every event of `type`. */
+  on<K extends EventType>(type: K, listener: Listener): this {
+    if (typeof listener !== 'function') throw new TypeError('Event listener must be a function')
+    let set = this.#listeners.get(type)
+    if (!set) this.#listeners.set(type, (set = new Set()))
+    set.add(listener)
+    this.#socket._armEvents()
+    return this
+  }
+
+  /** Stops calling `listener` for `type`. */
+  off<K extends EventType>(type: K, listener: Listener): this {
+    this.#listeners.get(type)?.delete(listener)
+    return this
+  }
+
+  /** Resolves with the next event (zeromq.js `Observer#receive`). */
+  receive(): Promise<SocketEvent> {
+    if (this.#queue.length) return Promise.resolve(this.#queue.shift()!)
+    if (this.#closed) return Promise.reject(closedObserver())
+    return new Promise((resolve, reject) => {
+      this.#waiters.push({ resolve, reject })
+      this.#socket._updateRef()
+      this.#socket._armEvents()
+    })
+  }
+
+  /** Stops observing: pending `receive()` calls reject with `EBADF`. */
+  close(): void {
+    this.#closed = true
+    for (const w of this.#waiters.splice(0)) w.reject(closedObserver())
+    this.#socket._updateRef()
+  }
+
+  async *[Symbol.asyncIterator](): AsyncIterator<SocketEvent> {
+    for (;;) {
+      let ev: SocketEvent
+      try {
+        ev = await this.receive()
+      } catch (err) {
+        if (this.#closed) return
+        throw err
+      }
+      yield ev
+    }
+  }
+
+  /** @internal Delivers what the socket queued. */
+  _drain(): void {
+    const batch = this.#socket._takeEvents(256)
+    for (const e of batch) {
+      const ev: SocketEvent = { type: e.type as SocketEvent['type'], address: e.address }
+      if (e.interval !== undefined && e.interval !== null) ev.interval = e.interval
+      if (e.errorCode) ev.error = codedError(e.errorCode, e.errorMessage || e.errorCode)
+      this.#dispatch(ev.type, ev)
+      // `handshake:error` listeners hear every handshake failure, whatever its subtype.
+      if (ev.type.startsWith('handshake:error:')) this.#dispatch('handshake:error', ev)
+      if (this.#waiters.length) this.#waiters.shift()!.resolve(ev)
+      else if (!this.#listeners.size) this.#queue.push(ev)
+      if (this.#queue.length > MAX_QUEUED_EVENTS) this.#queue.shift()
+    }
+    if (batch.some((e) => e.type === 'end')) this.close()
+    this.#socket._updateRef()
+    if (!this.#closed && (this.#listeners.size || this.#waiters.length)) this.#socket._armEvents()
+  }
+
+  #dispatch(type: string, ev: SocketEvent): void {
+    const set = this.#listeners.get(type)
+    if (!set) return
+    for (const fn of set) {
+      try {
+        fn(ev)
+      } catch (err) {
+        // A throwing listener must not stop event delivery to the others.
+        process.nextTick(() => {
+          throw err
+        })
+      }
+    }
+  }
+}

@@ -1,0 +1,178 @@
+// The PUSH socket: sends accepted in JS within the room the peers have under their
+// high-water marks, staged and handed to the addon in batches.
+
+import { Fit, holdFrame, SendStage } from './batch'
+import { closedError, codedError } from './errors'
+import { toFrames, type Frame, type MessageLike } from './frames'
+import type { PushOptionProperties, PushOptions } from './generated'
+import { WRITABLE } from './native'
+import { defineOptionProperties } from './options'
+import { serve, Socket } from './socket'
+import { WaitQueue, type Waiter } from './wait-queue'
+
+/** Every successful send resolves with this one promise: nothing to allocate per message. */
+const SENT = Promise.resolve()
+
+/** Messages per batch: big enough to amortise the native call, small enough that the I/O
+ * thread starts writing while JS is still producing. */
+const BATCH_MESSAGES = 128
+
+interface SendWaiter extends Waiter<void> {
+  frames: Frame[]
+}
+
+/**
+ * A ZeroMQ PUSH socket: round-robins messages over its peers, skipping full ones.
+ *
+ * Sends are accepted in JS up to the room the addon last reported (the free slots under
+ * the peers' high-water marks), and handed over in batches: one native call per batch. A
+ * batch goes out when it is full, when the room is used up, and at the latest on the next
+ * tick, so a lone message waits for nothing but the code already running.
+ */
+export class Push extends Socket {
+  #credit = 0
+  readonly #stage: SendStage
+  #tickScheduled = false
+  readonly #queue = new WaitQueue<SendWaiter>()
+
+  constructor(options?: PushOptions) {
+    super('push', 'Push', options)
+    this.#stage = new SendStage(this.native)
+  }
+
+  /** A message can be queued now without waiting (ZMQ_EVENTS & ZMQ_POLLOUT). */
+  get writable(): boolean {
+    if (this.closed || this.#queue.length > 0) return false
+    // Asked afresh rather than trusting the credit, which a departed peer may have left stale.
+    try {
+      return this.#refreshCredit()
+    } catch {
+      return false
+    }
+  }
+
+  /**
+   * Queues a message (a frame, or an array of frames = one multipart message). Resolves at
+   * once while a peer has room under the high-water mark; otherwise waits, behind earlier
+   * sends, up to `sendTimeout`, then rejects with `EAGAIN`. Unlike zeromq.js, concurrent
+   * calls queue instead of throwing `EBUSY`. Invalid frames reject with a `TypeError` and
+   * nothing is sent. Every frame is copied by the call itself: the buffer may be reused,
+   * modified or transferred as soon as `send()` returns. Once it resolved, the message is
+   * delivered even if the thread or process ends normally (within `linger`).
+   */
+  send(message: MessageLike | MessageLike[]): Promise<void> {
+    let frames: Frame[]
+    try {
+      frames = toFrames(message)
+    } catch (err) {
+      return Promise.reject(err)
+    }
+    if (this.closing !== null) return Promise.reject(closedError())
+    if (this.#queue.length === 0) {
+      try {
+        if (this.#credit > 0 || this.#refreshCredit()) {
+          this.#accept(frames)
+          return SENT
+        }
+      } catch (err) {
+        return Promise.reject(err)
+      }
+    }
+    // Also behind earlier sends still waiting: 0 means never wait.
+    if (this._options().sendTimeout === 0) {
+      return Promise.reject(codedError('EAGAIN', 'Socket is not writable: no peer has room (sendTimeout 0)'))
+    }
+    // A waiting send copies its frames now, as an accepted one does.
+    const held = frames.map(holdFrame)
+    return new Promise<void>((resolve, reject) => {
+      const entry: SendWaiter = { frames: held, resolve, reject, timer: null, cancelled: false, served: false }
+      this.enqueue(this.#queue, entry, this._options().sendTimeout, 'send', WRITABLE)
+    })
+  }
+
+  /** Hands what is staged to the addon and learns the room left; true if there is some. */
+  #refreshCredit(): boolean {
+    this.#credit = this.#stage.count > 0 ? this.#stage.flush() : this.native.room()
+    return this.#credit > 0
+  }
+
+  /** Accepts a message (the caller checked the credit). */
+  #accept(frames: Frame[]): void {
+    let fit = this.#stage.fit(frames)
+    if (fit === Fit.AfterFlush) {
+      this.#credit = this.#stage.flush()
+      fit = this.#stage.fit(frames)
+    }
+    if (fit === Fit.Own) {
+      // After what is staged, so order is kept.
+      if (this.#stage.count > 0) this.#stage.flush()
+      this.#credit = this.native.sendNow(frames)
+      return
+    }
+    this.#stage.write(frames)
+    this.#credit--
+    if (this.#stage.count >= BATCH_MESSAGES) this.#credit = this.#stage.flush()
+    else if (!this.#tickScheduled) {
+      this.#tickScheduled = true
+      process.nextTick(flushOnTick, this)
+    }
+  }
+
+  /** @internal */
+  _flushOnTick(): void {
+    this.#tickScheduled = false
+    if (this.closing === null) this.#flushAccepted()
+  }
+
+  #flushAccepted(): void {
+    if (this.#stage.count === 0) return
+    try {
+      this.#credit = this.#stage.flush()
+    } catch {
+      // The native socket is already gone (its environment is shutting down): there is
+      // nowhere left to deliver them.
+    }
+  }
+
+  /** @internal */
+  protected beforeClose(err: Error): void {
+    // Messages already accepted (their send resolved) go to the native queue first, so
+    // that linger flushes them like any other queued message.
+    this.#flushAccepted()
+    for (const s of this.#queue.drain()) serve(s, () => s.reject(err))
+  }
+
+  /** @internal */
+  protected waiting(): boolean {
+    return this.#queue.length > 0
+  }
+
+  /** @internal */
+  protected ready(bits: number): void {
+    if (!(bits & WRITABLE)) return
+    const q = this.#queue
+    for (let head = q.peek(); head !== undefined; head = q.peek()) {
+      try {
+        if (!(this.#credit > 0 || this.#refreshCredit())) break
+        this.#accept(head.frames)
+      } catch (err) {
+        q.shift()
+        serve(head, () => head.reject(err))
+        continue
+      }
+      q.shift()
+      serve(head, () => head.resolve())
+    }
+    if (q.length) this.arm(WRITABLE)
+    this._updateRef()
+  }
+}
+
+function flushOnTick(push: Push): void {
+  push._flushOnTick()
+}
+
+// The options as properties, typed and documented from the engine's table.
+// eslint-disable-next-line @typescript-eslint/no-empty-interface
+export interface Push extends PushOptionProperties {}
+defineOptionProperties(Push, 'Push')

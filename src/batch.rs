@@ -1,0 +1,175 @@
+//! The two batch formats between Rust and JavaScript, mirrored by `lib/batch.ts` (this is
+//! where they are specified). Batching is where the speed comes from: a message costs a
+//! few array writes in JS, and one native call carries a whole batch.
+//!
+//! **Send stage** (PUSH). Memory the addon owns, exposed to JS once per socket as
+//! `[data, meta]` (see [`SendStage`]):
+//! - `data`: [`STAGE_BYTES`] bytes; accepted small frames' bytes, back to back.
+//! - `meta`: [`STAGE_META_WORDS`] i32 words. `meta[0]` is the number of committed
+//!   description words, `meta[1]` the committed bytes of `data`; from `meta[2]`
+//!   ([`STAGE_META_HEAD`]) on, per message: its frame count, then each frame's length.
+//!
+//! JS writes a message, then commits it by updating `meta[0]` and `meta[1]`; `flush()` (or
+//! the environment's teardown) queues everything committed and resets both words to 0.
+//! Messages with a frame of [`LARGE_FRAME`] bytes or more, or too big for the stage, go
+//! through `sendNow()` instead, after JS flushes the stage (so order is kept).
+//!
+//! **Receive batch** (PULL). JS passes a slab (a `Uint8Array` over a SharedArrayBuffer of
+//! at least [`RECEIVE_SLAB_BYTES`]) and a 4-byte aligned offset into it; Rust writes, at
+//! that offset, little-endian u32 words — the message count, the offset of the frames'
+//! bytes from the batch's start, then per message its frame count and each frame's length,
+//! [`OWN_BUFFER`] for a frame of [`LARGE_FRAME`] bytes or more, which comes from
+//! `takeOwnBuffers()` instead — followed by the small frames' bytes. A batch holds up to
+//! [`RECEIVE_BATCH_MESSAGES`] messages and about [`RECEIVE_BATCH_BYTES`] of payload, and only
+//! as many as fit what is left of the slab.
+
+use napi_derive::napi;
+use zeropipe_engine as engine;
+
+use crate::errors::malformed;
+use crate::memory::{Region, WriteOnly};
+use std::sync::Arc;
+
+/// Frames of this many bytes or more travel on their own: a received one as a Buffer of
+/// its own (no copy), a sent one copied by a call of its own.
+#[napi]
+pub const LARGE_FRAME: u32 = 64 * 1024;
+
+/// Bytes of small frames JS may stage between two flushes.
+#[napi]
+pub const STAGE_BYTES: u32 = 64 * 1024;
+
+/// Words of the stage's description array.
+#[napi]
+pub const STAGE_META_WORDS: u32 = 2 + 2048;
+
+/// Where message descriptions start in the stage's description array.
+#[napi]
+pub const STAGE_META_HEAD: u32 = 2;
+
+/// Messages per receive batch: enough to amortise the native call.
+#[napi]
+pub const RECEIVE_BATCH_MESSAGES: u32 = 256;
+
+/// Payload per receive batch: every message handed out keeps its slab alive.
+#[napi]
+pub const RECEIVE_BATCH_BYTES: u32 = 64 * 1024;
+
+/// The size of a receive slab (a larger one for a message that needs more), as Node's own
+/// socket reads use.
+#[napi]
+pub const RECEIVE_SLAB_BYTES: u32 = 64 * 1024;
+
+/// The length word of a received frame that comes from `takeOwnBuffers()`.
+#[napi]
+pub const OWN_BUFFER: u32 = u32::MAX;
+
+/// A PUSH's send stage (see the module doc).
+pub(crate) struct SendStage {
+    pub(crate) data: Arc<Region<u8>>,
+    pub(crate) meta: Arc<Region<i32>>,
+}
+
+impl SendStage {
+    pub(crate) fn new() -> Self {
+        SendStage {
+            data: Arc::new(Region::new(STAGE_BYTES as usize)),
+            meta: Arc::new(Region::new(STAGE_META_WORDS as usize)),
+        }
+    }
+
+    /// Queues every committed message and empties the stage. What JS wrote is checked as
+    /// untrusted input: a bad description is `EINVAL`, never a wild read.
+    pub(crate) fn drain(&self, socket: &engine::Socket) -> Result<(), engine::Error> {
+        let words = self.meta.get(0).unwrap_or(0);
+        let bytes = self.meta.get(1).unwrap_or(0);
+        if words == 0 {
+            return Ok(());
+        }
+        self.meta.set(0, 0);
+        self.meta.set(1, 0);
+        let head = STAGE_META_HEAD as usize;
+        let words = usize::try_from(words).ok().filter(|&n| n <= self.meta.len() - head);
+        let bytes = usize::try_from(bytes).ok().filter(|&n| n <= self.data.len());
+        let (Some(words), Some(bytes)) = (words, bytes) else {
+            return Err(malformed("send stage"));
+        };
+        // One allocation for the whole batch: each frame is a slice of it.
+        let data = bytes::Bytes::from(self.data.copy_prefix(bytes));
+        let word = |i: usize| {
+            self.meta
+                .get(head + i)
+                .filter(|_| i < words)
+                .and_then(|w| usize::try_from(w).ok())
+                .ok_or_else(|| malformed("send stage"))
+        };
+        let (mut i, mut off) = (0usize, 0usize);
+        while i < words {
+            let frames = word(i)?;
+            i += 1;
+            let mut msg = engine::Message::with_capacity(frames.min(words));
+            for _ in 0..frames {
+                let len = word(i)?;
+                i += 1;
+                let end = off.checked_add(len).filter(|&e| e <= data.len()).ok_or_else(|| malformed("send stage"))?;
+                msg.push(data.slice(off..end));
+                off = end;
+            }
+            socket.send_accepted(msg)?;
+        }
+        Ok(())
+    }
+}
+
+/// Writes as many of `pending`'s first messages as fit into `slab` at `offset` (see the
+/// module doc), moving their large frames to `own`. Returns the bytes written: 0 when
+/// `pending` is empty, or minus the bytes the first message needs when it does not fit.
+pub(crate) fn write_receive_batch(
+    pending: &mut Vec<engine::Message>,
+    own: &mut Vec<bytes::Bytes>,
+    slab: &WriteOnly,
+    offset: usize,
+) -> Result<i64, engine::Error> {
+    if pending.is_empty() {
+        return Ok(0);
+    }
+    let room = slab.len().checked_sub(offset).ok_or_else(|| malformed("receive slab offset"))?;
+    let large = LARGE_FRAME as usize;
+    let small_bytes =
+        |m: &engine::Message| -> usize { m.frames().iter().filter(|f| f.len() < large).map(|f| f.len()).sum() };
+    let (mut words, mut body, mut count) = (2usize, 0usize, 0usize);
+    for m in pending.iter() {
+        let (w, b) = (1 + m.len(), small_bytes(m));
+        if (words + w) * 4 + body + b > room {
+            if count == 0 {
+                return Ok(-(((words + w) * 4 + body + b) as i64));
+            }
+            break;
+        }
+        words += w;
+        body += b;
+        count += 1;
+    }
+    let mut word = offset;
+    let mut put = |v: u32| {
+        slab.write(word, &v.to_le_bytes());
+        word += 4;
+    };
+    put(count as u32);
+    put((words * 4) as u32);
+    let mut at = offset + words * 4;
+    for m in pending.drain(..count) {
+        put(m.len() as u32);
+        for f in m.into_frames() {
+            if f.len() >= large {
+                put(OWN_BUFFER);
+                own.push(f);
+            } else {
+                put(f.len() as u32);
+                slab.write(at, &f);
+                at += f.len();
+            }
+        }
+    }
+    Ok((words * 4 + body) as i64)
+}

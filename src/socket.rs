@@ -1,0 +1,292 @@
+//! `NativeSocket`: one PUSH or PULL socket owned by Rust, as the JS layer (`lib/socket.ts`,
+//! `lib/push.ts`, `lib/pull.ts`) drives it. Internal: users see `Push` and `Pull`.
+
+use std::sync::Arc;
+
+use napi::bindgen_prelude::*;
+use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
+use napi_derive::napi;
+use zeropipe_engine as engine;
+
+use crate::batch::{write_receive_batch, SendStage, RECEIVE_BATCH_BYTES};
+use crate::env::{register, Registered};
+use crate::errors::{malformed, to_js, OrJs};
+use crate::memory::{own_buffer, typed_array_over, WriteOnly};
+use crate::runtime::runtime;
+
+/// `room()` is a JS number; 2^30 is more than any batch JS will stage.
+const ROOM_MAX: usize = 1 << 30;
+
+type WakerFn = ThreadsafeFunction<u32, (), u32, Status, false>;
+
+/// Whether the waker keeps Node's event loop alive. napi-rs only offers this on `&mut`, but
+/// the waker is shared with the engine's threads, so the N-API calls are made directly
+/// (both are documented as callable from the JS thread at any time).
+fn set_tsfn_ref(env: &Env, tsfn: &WakerFn, referenced: bool) -> std::result::Result<(), engine::Error> {
+    // SAFETY: both calls take the env of the current (JS) thread and a live tsfn.
+    let status = unsafe {
+        if referenced {
+            napi::sys::napi_ref_threadsafe_function(env.raw(), tsfn.raw())
+        } else {
+            napi::sys::napi_unref_threadsafe_function(env.raw(), tsfn.raw())
+        }
+    };
+    if status == napi::sys::Status::napi_ok {
+        Ok(())
+    } else {
+        Err(engine::Error::new(engine::Code::Io, "cannot change the waker's reference"))
+    }
+}
+
+/// The one conversion of JS frames (the JS layer has already made every `MessageLike` a
+/// string or a `Uint8Array` view): always a copy, so no pointer into JS memory outlives
+/// the call (see `memory.rs`).
+fn frame_from_js(frame: &Either<String, Uint8Array>) -> bytes::Bytes {
+    match frame {
+        Either::A(s) => bytes::Bytes::copy_from_slice(s.as_bytes()),
+        Either::B(b) => bytes::Bytes::copy_from_slice(b),
+    }
+}
+
+/// A monitor event, as zeromq.js reports it.
+#[napi(object)]
+pub struct NativeEvent {
+    /// The zeromq.js event type (`bind`, `accept`, `connect:retry`, …).
+    pub r#type: String,
+    /// The endpoint concerned.
+    pub address: String,
+    /// For `connect:retry`: the delay before the next attempt, ms.
+    pub interval: Option<u32>,
+    /// For error events: the errno name (`EADDRINUSE`, `ECONNREFUSED`, …).
+    pub error_code: Option<String>,
+    /// For error events: the message.
+    pub error_message: Option<String>,
+}
+
+/// One PUSH or PULL socket owned by Rust. Internal: use `Push`/`Pull` from the package.
+#[napi]
+pub struct NativeSocket {
+    socket: Arc<engine::Socket>,
+    /// A PUSH's send stage (see `batch.rs`).
+    stage: Option<Arc<SendStage>>,
+    /// Received messages taken from the engine that did not fit the last slab.
+    pending: Vec<engine::Message>,
+    /// The large frames of the last receive batch, for `takeOwnBuffers`.
+    own: Vec<bytes::Bytes>,
+    /// Released at close: the callback holds the JS socket, so keeping it would pin every
+    /// closed socket in memory.
+    waker: Option<Arc<WakerFn>>,
+}
+
+#[napi]
+impl NativeSocket {
+    /// Creates a socket of `kind` ("push" or "pull") with `options`' values in the order
+    /// of `optionSpecs()`. `waker(bits)` is called on the JS thread when a readiness bit
+    /// armed with `arm()` becomes true.
+    #[napi(constructor, ts_args_type = "kind: 'push' | 'pull', options: Array<number>, waker: (bits: number) => void")]
+    pub fn new(env: Env, kind: String, options: Vec<i64>, waker: WakerFn) -> Result<Self> {
+        let kind = match kind.as_str() {
+            "push" => engine::SocketType::Push,
+            "pull" => engine::SocketType::Pull,
+            other => return Err(to_js(&env, engine::Error::new(engine::Code::Inval, format!("unknown socket type {other}")))),
+        };
+        let options = engine::SocketOptions::from_values(&options).or_js(&env)?;
+        let rt = runtime().or_js(&env)?;
+        let socket = Arc::new(engine::Socket::new(kind, options, rt.handle().clone()).or_js(&env)?);
+        let waker = Arc::new(waker);
+        set_tsfn_ref(&env, &waker, false).or_js(&env)?;
+        let tsfn = waker.clone();
+        socket.set_waker(Some(Arc::new(move |bits| {
+            tsfn.call(bits, ThreadsafeFunctionCallMode::NonBlocking);
+        })));
+        let stage = (kind == engine::SocketType::Push).then(|| Arc::new(SendStage::new()));
+        register(&env, Registered { socket: Arc::downgrade(&socket), stage: stage.as_ref().map(Arc::downgrade) })?;
+        Ok(NativeSocket { socket, stage, pending: Vec::new(), own: Vec::new(), waker: Some(waker) })
+    }
+
+    /// Replaces the socket options (values in `optionSpecs()` order; applied to connections
+    /// made from now on).
+    #[napi]
+    pub fn set_options(&self, env: Env, options: Vec<i64>) -> Result<()> {
+        let options = engine::SocketOptions::from_values(&options).or_js(&env)?;
+        self.socket.set_options(options).or_js(&env)
+    }
+
+    /// Binds; resolves to the resolved endpoint.
+    #[napi(ts_return_type = "Promise<string>")]
+    pub fn bind<'env>(&self, env: &'env Env, address: String) -> Result<Object<'env>> {
+        let (deferred, promise) = env.create_deferred::<String, _>()?;
+        let socket = self.socket.clone();
+        runtime().or_js(env)?.spawn(async move {
+            let result = socket.bind(&address).await;
+            deferred.resolve(move |env| result.or_js(&env));
+        });
+        Ok(promise)
+    }
+
+    /// Stops listening on an address.
+    #[napi(ts_return_type = "Promise<void>")]
+    pub fn unbind<'env>(&self, env: &'env Env, address: String) -> Result<Object<'env>> {
+        let (deferred, promise) = env.create_deferred::<(), _>()?;
+        let socket = self.socket.clone();
+        runtime().or_js(env)?.spawn(async move {
+            let result = socket.unbind(&address).await;
+            deferred.resolve(move |env| result.or_js(&env));
+        });
+        Ok(promise)
+    }
+
+    /// Connects (in the background, with reconnects).
+    #[napi]
+    pub fn connect(&self, env: Env, address: String) -> Result<()> {
+        let _guard = runtime().or_js(&env)?.enter();
+        self.socket.connect(&address).or_js(&env)
+    }
+
+    /// Stops connecting to an address.
+    #[napi]
+    pub fn disconnect(&self, env: Env, address: String) -> Result<()> {
+        self.socket.disconnect(&address).or_js(&env)
+    }
+
+    /// How many messages the socket can take now (see `flush`); capped to fit a JS number.
+    #[napi]
+    pub fn room(&self) -> u32 {
+        self.socket.room().min(ROOM_MAX) as u32
+    }
+
+    /// The PUSH's send stage as `[data, meta]` (see `batch.rs`).
+    #[napi(ts_return_type = "[Uint8Array, Int32Array]")]
+    pub fn send_stage<'env>(&self, env: &'env Env) -> Result<Array<'env>> {
+        let stage = self.stage.as_ref().ok_or_else(|| to_js(env, malformed("send stage request on a PULL")))?;
+        let mut out = env.create_array(2)?;
+        out.set(0, typed_array_over(env, &stage.data, napi::sys::TypedarrayType::uint8_array).or_js(env)?)?;
+        out.set(1, typed_array_over(env, &stage.meta, napi::sys::TypedarrayType::int32_array).or_js(env)?)?;
+        Ok(out)
+    }
+
+    /// Queues the messages JS committed to the stage since the last flush and returns the
+    /// room left.
+    #[napi]
+    pub fn flush(&self, env: Env) -> Result<u32> {
+        if let Some(stage) = &self.stage {
+            stage.drain(&self.socket).or_js(&env)?;
+        }
+        Ok(self.room())
+    }
+
+    /// Queues one message JS accepted that does not go through the stage (a large frame,
+    /// too big for it), copying its frames now; returns the room left.
+    #[napi]
+    pub fn send_now(&self, env: Env, frames: Vec<Either<String, Uint8Array>>) -> Result<u32> {
+        let msg = engine::Message::from(frames.iter().map(frame_from_js).collect::<Vec<_>>());
+        self.socket.send_accepted(msg).or_js(&env)?;
+        Ok(self.room())
+    }
+
+    /// Writes up to `max` received messages into `slab` at `offset` (see `batch.rs`);
+    /// returns the bytes used, 0 when nothing has arrived, or minus the bytes the next
+    /// message needs when it does not fit what is left of the slab.
+    #[napi(ts_args_type = "max: number, slab: Uint8Array, offset: number")]
+    pub fn try_receive(&mut self, env: Env, max: u32, slab: Unknown, offset: u32) -> Result<i64> {
+        if self.pending.is_empty() {
+            self.socket
+                .try_recv_batch_bytes(&mut self.pending, max.max(1) as usize, RECEIVE_BATCH_BYTES as usize)
+                .or_js(&env)?;
+        }
+        let slab = WriteOnly::of(&env, &slab).or_js(&env)?;
+        write_receive_batch(&mut self.pending, &mut self.own, &slab, offset as usize).or_js(&env)
+    }
+
+    /// The frames of the last receive batch marked `OWN_BUFFER`, in order.
+    #[napi]
+    pub fn take_own_buffers<'env>(&mut self, env: &'env Env) -> Result<Vec<BufferSlice<'env>>> {
+        self.own.drain(..).map(|f| own_buffer(env, f)).collect()
+    }
+
+    /// Asks for one waker call when any of `bits` (`READABLE`, `WRITABLE`, `EVENTS`) becomes
+    /// true; returns the bits already true (with `CLOSED` once closed).
+    #[napi]
+    pub fn arm(&self, bits: u32) -> u32 {
+        let ready = self.socket.arm(bits);
+        // Messages this binding holds are readable too.
+        if bits & engine::socket::READABLE != 0 && !self.pending.is_empty() {
+            return ready | engine::socket::READABLE;
+        }
+        ready
+    }
+
+    /// Whether the waker keeps the process alive (while JS waits on this socket).
+    #[napi]
+    pub fn set_ref(&self, env: Env, referenced: bool) -> Result<()> {
+        match &self.waker {
+            Some(w) => set_tsfn_ref(&env, w, referenced).or_js(&env),
+            None => Ok(()),
+        }
+    }
+
+    /// A message can be received now.
+    #[napi(getter)]
+    pub fn readable(&self) -> bool {
+        !self.pending.is_empty() || self.socket.readable()
+    }
+
+    /// The socket is closed.
+    #[napi(getter)]
+    pub fn closed(&self) -> bool {
+        self.socket.is_closed()
+    }
+
+    /// ZMQ_LAST_ENDPOINT.
+    #[napi(getter)]
+    pub fn last_endpoint(&self) -> Option<String> {
+        self.socket.last_endpoint()
+    }
+
+    /// Starts queueing monitor events.
+    #[napi]
+    pub fn enable_events(&self) {
+        self.socket.enable_events();
+    }
+
+    /// Takes up to `max` queued monitor events.
+    #[napi]
+    pub fn take_events(&self, max: u32) -> Vec<NativeEvent> {
+        self.socket
+            .take_events(max as usize)
+            .into_iter()
+            .map(|e| NativeEvent {
+                r#type: e.kind.name().to_string(),
+                address: e.address,
+                interval: e.interval.map(|i| i.min(u32::MAX as u64) as u32),
+                error_code: e.error.as_ref().map(|x| x.code.as_str().to_string()),
+                error_message: e.error.map(|x| x.message),
+            })
+            .collect()
+    }
+
+    /// Closes; resolves once queued messages are flushed (PUSH, within linger). What JS
+    /// committed to the stage is queued first.
+    #[napi(ts_return_type = "Promise<void>")]
+    pub fn close<'env>(&mut self, env: &'env Env) -> Result<Object<'env>> {
+        if let Some(stage) = &self.stage {
+            // A stage JS left malformed has nothing valid left to deliver.
+            let _ = stage.drain(&self.socket);
+        }
+        self.release();
+        let (deferred, promise) = env.create_deferred::<(), _>()?;
+        let socket = self.socket.clone();
+        runtime().or_js(env)?.spawn(async move {
+            socket.close().await;
+            deferred.resolve(|_| Ok(()));
+        });
+        Ok(promise)
+    }
+
+    fn release(&mut self) {
+        self.socket.set_waker(None);
+        self.waker = None;
+        self.pending.clear();
+        self.own.clear();
+    }
+}
