@@ -32,18 +32,35 @@ export declare class NativeSocket {
   disconnect(address: string): void
   /** How many messages the socket can take now (see `flush`); capped to fit a JS number. */
   room(): number
-  /** The PUSH's send stage as `[data, meta]` (see `batch.rs`). */
-  sendStage(): [Uint8Array, Int32Array]
+  /** The send stage's description words (see `batch.rs`); fixed for the socket's life. */
+  stageMeta(): Int32Array
   /**
-   * Queues the messages JS committed to the stage since the last flush and returns the
-   * room left.
+   * The send stage's current region (see `batch.rs`): fetched again whenever the
+   * generation word changes.
    */
-  flush(): number
+  stageRegion(): Uint8Array
   /**
-   * Queues one message JS accepted that does not go through the stage (a large frame,
-   * too big for it), copying its frames now; returns the room left.
+   * Queues the messages JS committed to the stage since the last flush, leaves the
+   * region at least `room` free bytes, and returns the room the socket has left.
+   */
+  flush(room: number): number
+  /**
+   * Queues one message JS accepted that does not go through the stage (more frames than
+   * it can describe), copying its frames now; returns the room left.
    */
   sendNow(frames: Array<string | Uint8Array>): number
+  /**
+   * Copies a large message whose send must wait, and returns the id to send it by
+   * (`sendHeld`) or drop it by (`releaseHeld`).
+   */
+  hold(frames: Array<string | Uint8Array>): number
+  /**
+   * Sends a held message as `sendNow` does, and returns the room left. `EINVAL` for an
+   * id that is not held (sent or released already).
+   */
+  sendHeld(id: number): number
+  /** Drops a held message (its send timed out, was cancelled or the socket closed). */
+  releaseHeld(id: number): void
   /**
    * Writes up to `max` received messages into `slab` at `offset` (see `batch.rs`);
    * returns the bytes used, 0 when nothing has arrived, or minus the bytes the next
@@ -164,14 +181,17 @@ export declare const RECEIVE_BATCH_MESSAGES: number
  */
 export declare const RECEIVE_SLAB_BYTES: number
 
-/** Bytes of small frames JS may stage between two flushes. */
-export declare const STAGE_BYTES: number
-
 /** Where message descriptions start in the stage's description array. */
 export declare const STAGE_META_HEAD: number
 
 /** Words of the stage's description array. */
 export declare const STAGE_META_WORDS: number
+
+/**
+ * Regions grow (doubling) up to this to fit a stream of large messages; a larger message
+ * gets a region of its own size.
+ */
+export declare const STAGE_REGION_MAX: number
 
 /** Readiness bit: a message can be sent without waiting. */
 export declare const WRITABLE: number

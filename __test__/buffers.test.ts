@@ -126,3 +126,36 @@ for (const proto of PROTOS) {
     });
   });
 }
+
+describe("memory held for large messages", () => {
+  const { push, pull } = trackSockets();
+
+  it("queues 16 MiB of large messages per peer, not the mark's 1 000, and all of them arrive", T, async () => {
+    // Each accepted message is a copy (see README, "A queue also counts as full at 16 MiB"):
+    // counting messages alone would let 1 000 queued 1 MiB messages hold 1 GiB.
+    const q = pull();
+    const p = push({ sendTimeout: 0 });
+    p.connect(await bindFresh(q, "inproc"));
+    const body = pattern(1024 * 1024, 7);
+    let accepted = 0;
+    for (;;) {
+      try {
+        await p.send([String(accepted), body]);
+        accepted++;
+      } catch (err) {
+        assert.equal((err as { code?: string }).code, "EAGAIN");
+        break;
+      }
+      assert.ok(accepted <= 64, "sends were never refused: the queue is not bounded by bytes");
+    }
+    assert.equal(accepted, 16);
+    for (let i = 0; i < accepted; i++) {
+      const [n, got] = await within(q.receive(), 10_000, `message ${i}`);
+      assert.equal(String(n), String(i));
+      assert.ok(got!.equals(body));
+    }
+    // Room again once the PULL took them.
+    await p.send(["after", body]);
+    assert.equal(String((await within(q.receive(), 10_000, "after"))[0]), "after");
+  });
+});

@@ -5,26 +5,29 @@ import { copyBytes, type Frame } from './frames'
 import type { NativeSocket } from './native'
 import * as binding from '../binding.js'
 
-const { LARGE_FRAME, STAGE_META_HEAD, OWN_BUFFER, RECEIVE_BATCH_MESSAGES, RECEIVE_SLAB_BYTES } = binding
+const { STAGE_META_HEAD, OWN_BUFFER, RECEIVE_BATCH_MESSAGES, RECEIVE_SLAB_BYTES } = binding
 
 /** A slab with less room left than this is retired rather than written in small pieces. */
 const SLAB_MIN_ROOM = 1024
 
-/** Where a message goes: into the stage, into it after a flush, or on its own. */
-export const Fit = { Stage: 0, AfterFlush: 1, Own: 2 } as const
-export type Fit = (typeof Fit)[keyof typeof Fit]
+/** The stage's description words: committed words, committed bytes, region generation. */
+const COMMITTED_WORDS = 0
+const COMMITTED_BYTES = 1
+const GENERATION = 2
 
 /**
- * A PUSH's send stage: accepted small messages written into memory the addon owns and
- * committed one by one, so that they are delivered even if this thread ends before the
- * next flush. Frames are copied in, so a buffer may be reused once send() returned.
+ * A PUSH's send stage: accepted messages written into memory the addon owns and committed
+ * one by one, so that they are delivered even if this thread ends before the next flush.
+ * Frames are copied in (the one copy a sent message costs), so a buffer may be reused
+ * once send() returned.
  */
 export class SendStage {
   readonly #native: NativeSocket
-  #data: Buffer | null = null
+  #region: Buffer | null = null
   #meta: Int32Array | null = null
+  #generation = 0
   #bytes = 0
-  #words = 0
+  #words = STAGE_META_HEAD
   /** Messages staged since the last flush. */
   count = 0
 
@@ -32,62 +35,71 @@ export class SendStage {
     this.#native = native
   }
 
-  #open(): void {
-    const [data, meta] = this.#native.sendStage()
-    this.#data = Buffer.from(data.buffer, data.byteOffset, data.byteLength)
-    this.#meta = meta
-    this.#words = STAGE_META_HEAD
+  #view(): void {
+    const region = this.#native.stageRegion()
+    this.#region = Buffer.from(region.buffer, region.byteOffset, region.byteLength)
+    this.#generation = this.#meta![GENERATION]!
   }
 
-  /** Where `frames` would go now. */
-  fit(frames: Frame[]): Fit {
-    if (this.#data === null) this.#open()
-    const data = this.#data!
-    const meta = this.#meta!
+  /**
+   * The bytes `frames` need in the stage (strings at their UTF-8 worst case), or -1 when
+   * the message has more frames than the stage can describe.
+   */
+  need(frames: Frame[]): number {
+    if (this.#meta === null) {
+      this.#meta = this.#native.stageMeta()
+      this.#view()
+    }
     const n = frames.length
-    if (n + 1 > meta.length - STAGE_META_HEAD) return Fit.Own
-    // Strings at their UTF-8 worst case.
+    if (n + 1 > this.#meta.length - STAGE_META_HEAD) return -1
     let need = 0
     for (let i = 0; i < n; i++) {
       const f = frames[i]!
-      const len = typeof f === 'string' ? f.length * 3 : f.byteLength
-      if (len >= LARGE_FRAME) return Fit.Own
-      need += len
+      need += typeof f === 'string' ? f.length * 3 : f.byteLength
     }
-    if (need > data.length) return Fit.Own
-    if (this.#words + n + 1 > meta.length || this.#bytes + need > data.length) return Fit.AfterFlush
-    return Fit.Stage
+    return need
   }
 
-  /** Writes and commits a message `fit()` placed in the stage. */
+  /** Whether a message of `need` bytes and `n` frames fits what is left now. */
+  fits(need: number, n: number): boolean {
+    return this.#words + n + 1 <= this.#meta!.length && this.#bytes + need <= this.#region!.length
+  }
+
+  /** Writes and commits a message that fits. */
   write(frames: Frame[]): void {
-    const data = this.#data!
+    const region = this.#region!
     const meta = this.#meta!
     const n = frames.length
     meta[this.#words++] = n
     for (let i = 0; i < n; i++) {
       const f = frames[i]!
       let len: number
-      if (typeof f === 'string') len = data.write(f, this.#bytes)
+      if (typeof f === 'string') len = region.write(f, this.#bytes)
       else {
-        data.set(f, this.#bytes)
+        region.set(f, this.#bytes)
         len = f.byteLength
       }
       this.#bytes += len
       meta[this.#words++] = len
     }
     // Committed: from here on the addon delivers it even if this thread ends first.
-    meta[0] = this.#words - STAGE_META_HEAD
-    meta[1] = this.#bytes
+    meta[COMMITTED_WORDS] = this.#words - STAGE_META_HEAD
+    meta[COMMITTED_BYTES] = this.#bytes
     this.count++
   }
 
-  /** Hands everything staged to the addon; returns the room the socket has left. */
-  flush(): number {
+  /**
+   * Hands everything staged to the addon, leaving room for `room` more bytes (a large
+   * message next); returns the room the socket has left. A region the addon took over
+   * whole is replaced before anything is written again.
+   */
+  flush(room = 0): number {
     this.#bytes = 0
     this.#words = STAGE_META_HEAD
     this.count = 0
-    return this.#native.flush()
+    const credit = this.#native.flush(room)
+    if (this.#meta![GENERATION] !== this.#generation) this.#view()
+    return credit
   }
 }
 

@@ -1,14 +1,17 @@
 // The PUSH socket: sends accepted in JS within the room the peers have under their
 // high-water marks, staged and handed to the addon in batches.
 
-import { Fit, holdFrame, SendStage } from './batch'
+import { holdFrame, SendStage } from './batch'
 import { closedError, codedError } from './errors'
 import { toFrames, type Frame, type MessageLike } from './frames'
 import type { PushOptionProperties, PushOptions } from './generated'
 import { WRITABLE } from './native'
+import * as binding from '../binding.js'
 import { defineOptionProperties } from './options'
 import { serve, Socket } from './socket'
 import { WaitQueue, type Waiter } from './wait-queue'
+
+const { LARGE_FRAME } = binding
 
 /** Every successful send resolves with this one promise: nothing to allocate per message. */
 const SENT = Promise.resolve()
@@ -18,7 +21,8 @@ const SENT = Promise.resolve()
 const BATCH_MESSAGES = 128
 
 interface SendWaiter extends Waiter<void> {
-  frames: Frame[]
+  /** The message, copied when send() was called: its frames, or the id of a large one the addon holds. */
+  frames: Frame[] | number
 }
 
 /**
@@ -82,10 +86,28 @@ export class Push extends Socket {
     if (this._options().sendTimeout === 0) {
       return Promise.reject(codedError('EAGAIN', 'Socket is not writable: no peer has room (sendTimeout 0)'))
     }
-    // A waiting send copies its frames now, as an accepted one does.
-    const held = frames.map(holdFrame)
+    // A waiting send copies its frames now, as an accepted one does: a large message into
+    // memory the addon owns and reuses (a JS copy would be zero-filled first, and given
+    // back only by the garbage collector).
+    let held: Frame[] | number
+    try {
+      const need = this.#stage.need(frames)
+      held = need >= LARGE_FRAME ? this.native.hold(frames) : frames.map(holdFrame)
+    } catch (err) {
+      return Promise.reject(err)
+    }
     return new Promise<void>((resolve, reject) => {
-      const entry: SendWaiter = { frames: held, resolve, reject, timer: null, cancelled: false, served: false }
+      const release = (err: unknown) => {
+        if (typeof held === 'number') {
+          try {
+            this.native.releaseHeld(held)
+          } catch {
+            // The native socket is gone, and the message with it.
+          }
+        }
+        reject(err)
+      }
+      const entry: SendWaiter = { frames: held, resolve, reject: release, timer: null, cancelled: false, served: false }
       this.enqueue(this.#queue, entry, this._options().sendTimeout, 'send', WRITABLE)
     })
   }
@@ -98,20 +120,20 @@ export class Push extends Socket {
 
   /** Accepts a message (the caller checked the credit). */
   #accept(frames: Frame[]): void {
-    let fit = this.#stage.fit(frames)
-    if (fit === Fit.AfterFlush) {
-      this.#credit = this.#stage.flush()
-      fit = this.#stage.fit(frames)
-    }
-    if (fit === Fit.Own) {
-      // After what is staged, so order is kept.
-      if (this.#stage.count > 0) this.#stage.flush()
+    const stage = this.#stage
+    const need = stage.need(frames)
+    if (need < 0 || need >= LARGE_FRAME) {
+      // More frames than the stage can describe, or a large message (copied by the addon
+      // into a buffer it reuses, rather than into stage memory that only the garbage
+      // collector gives back): on its own, after what is staged.
+      if (stage.count > 0) stage.flush()
       this.#credit = this.native.sendNow(frames)
       return
     }
-    this.#stage.write(frames)
+    if (!stage.fits(need, frames.length)) this.#credit = stage.flush(need)
+    stage.write(frames)
     this.#credit--
-    if (this.#stage.count >= BATCH_MESSAGES) this.#credit = this.#stage.flush()
+    if (stage.count >= BATCH_MESSAGES) this.#credit = stage.flush()
     else if (!this.#tickScheduled) {
       this.#tickScheduled = true
       process.nextTick(flushOnTick, this)
@@ -154,7 +176,11 @@ export class Push extends Socket {
     for (let head = q.peek(); head !== undefined; head = q.peek()) {
       try {
         if (!(this.#credit > 0 || this.#refreshCredit())) break
-        this.#accept(head.frames)
+        if (typeof head.frames === 'number') {
+          // After what is staged, to keep the order of sends.
+          if (this.#stage.count > 0) this.#stage.flush()
+          this.#credit = this.native.sendHeld(head.frames)
+        } else this.#accept(head.frames)
       } catch (err) {
         q.shift()
         serve(head, () => head.reject(err))

@@ -2,17 +2,23 @@
 //! where they are specified). Batching is where the speed comes from: a message costs a
 //! few array writes in JS, and one native call carries a whole batch.
 //!
-//! **Send stage** (PUSH). Memory the addon owns, exposed to JS once per socket as
-//! `[data, meta]` (see [`SendStage`]):
-//! - `data`: [`STAGE_BYTES`] bytes; accepted small frames' bytes, back to back.
-//! - `meta`: [`STAGE_META_WORDS`] i32 words. `meta[0]` is the number of committed
-//!   description words, `meta[1]` the committed bytes of `data`; from `meta[2]`
-//!   ([`STAGE_META_HEAD`]) on, per message: its frame count, then each frame's length.
+//! **Send stage** (PUSH). Memory the addon owns, written by JS:
+//! - `region`: a `Uint8Array` over the current region (`stageRegion()`); accepted frames'
+//!   bytes, back to back.
+//! - `meta`: [`STAGE_META_WORDS`] i32 words, fixed for the socket's life (`stageMeta()`).
+//!   `meta[0]` is the number of committed description words, `meta[1]` the committed bytes
+//!   of the region, `meta[2]` the region's generation; from `meta[3]` ([`STAGE_META_HEAD`])
+//!   on, per message: its frame count, then each frame's length.
 //!
-//! JS writes a message, then commits it by updating `meta[0]` and `meta[1]`; `flush()` (or
-//! the environment's teardown) queues everything committed and resets both words to 0.
-//! Messages with a frame of [`LARGE_FRAME`] bytes or more, or too big for the stage, go
-//! through `sendNow()` instead, after JS flushes the stage (so order is kept).
+//! JS writes a message, then commits it by updating `meta[0]` and `meta[1]`; `flush(room)`
+//! (or the environment's teardown) queues everything committed and resets both to 0. A
+//! region well used is handed to the engine as it is (its messages are slices of it, no
+//! copy: the region is *sealed*) and a new one takes its place, bumping `meta[2]`, after
+//! which JS fetches the new view before writing again; a region little used has its few
+//! bytes copied out and is written again from the start. `flush(room)` also makes sure the
+//! region has at least `room` free bytes (a large message next): up to
+//! [`STAGE_REGION_MAX`], regions grow to fit what JS sends. Messages with more frames than
+//! the description words hold go through `sendNow()` instead, after a flush.
 //!
 //! **Receive batch** (PULL). JS passes a slab (a `Uint8Array` over a SharedArrayBuffer of
 //! at least [`RECEIVE_SLAB_BYTES`]) and a 4-byte aligned offset into it; Rust writes, at
@@ -26,26 +32,31 @@
 use napi_derive::napi;
 use zeropipe_engine as engine;
 
+use std::sync::{Arc, Mutex, MutexGuard};
+
 use crate::errors::malformed;
-use crate::memory::{Region, WriteOnly};
-use std::sync::Arc;
+use crate::memory::{Region, Sealed, WriteOnly};
 
 /// Frames of this many bytes or more travel on their own: a received one as a Buffer of
 /// its own (no copy), a sent one copied by a call of its own.
 #[napi]
 pub const LARGE_FRAME: u32 = 64 * 1024;
 
-/// Bytes of small frames JS may stage between two flushes.
+/// The size of a new send-stage region.
+const STAGE_BYTES: usize = 64 * 1024;
+
+/// Regions grow (doubling) up to this to fit a stream of large messages; a larger message
+/// gets a region of its own size.
 #[napi]
-pub const STAGE_BYTES: u32 = 64 * 1024;
+pub const STAGE_REGION_MAX: u32 = 1024 * 1024;
 
 /// Words of the stage's description array.
 #[napi]
-pub const STAGE_META_WORDS: u32 = 2 + 2048;
+pub const STAGE_META_WORDS: u32 = 3 + 2048;
 
 /// Where message descriptions start in the stage's description array.
 #[napi]
-pub const STAGE_META_HEAD: u32 = 2;
+pub const STAGE_META_HEAD: u32 = 3;
 
 /// Messages per receive batch: enough to amortise the native call.
 #[napi]
@@ -66,36 +77,73 @@ pub const OWN_BUFFER: u32 = u32::MAX;
 
 /// A PUSH's send stage (see the module doc).
 pub(crate) struct SendStage {
-    pub(crate) data: Arc<Region<u8>>,
+    /// The region JS writes into now; replaced when sealed or too small.
+    region: Mutex<Arc<Region<u8>>>,
     pub(crate) meta: Arc<Region<i32>>,
 }
+
+const COMMITTED_WORDS: usize = 0;
+const COMMITTED_BYTES: usize = 1;
+const GENERATION: usize = 2;
 
 impl SendStage {
     pub(crate) fn new() -> Self {
         SendStage {
-            data: Arc::new(Region::new(STAGE_BYTES as usize)),
-            meta: Arc::new(Region::new(STAGE_META_WORDS as usize)),
+            region: Mutex::new(Arc::new(Region::pooled(STAGE_BYTES))),
+            meta: Arc::new(Region::new(STAGE_META_WORDS as usize, true)),
         }
     }
 
-    /// Queues every committed message and empties the stage. What JS wrote is checked as
-    /// untrusted input: a bad description is `EINVAL`, never a wild read.
-    pub(crate) fn drain(&self, socket: &engine::Socket) -> Result<(), engine::Error> {
-        let words = self.meta.get(0).unwrap_or(0);
-        let bytes = self.meta.get(1).unwrap_or(0);
-        if words == 0 {
-            return Ok(());
-        }
-        self.meta.set(0, 0);
-        self.meta.set(1, 0);
+    fn region(&self) -> MutexGuard<'_, Arc<Region<u8>>> {
+        // Every critical section leaves a valid region in place, so a poisoned lock is fine.
+        self.region.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The current region, for JS to write into.
+    pub(crate) fn current(&self) -> Arc<Region<u8>> {
+        self.region().clone()
+    }
+
+    /// Queues every committed message, empties the stage, and leaves a region with at
+    /// least `room` free bytes. What JS wrote is checked as untrusted input: a bad
+    /// description is `EINVAL`, never a wild read.
+    pub(crate) fn drain(&self, socket: &engine::Socket, room: usize) -> Result<(), engine::Error> {
+        let words = self.meta.get(COMMITTED_WORDS).unwrap_or(0);
+        let bytes = self.meta.get(COMMITTED_BYTES).unwrap_or(0);
+        self.meta.set(COMMITTED_WORDS, 0);
+        self.meta.set(COMMITTED_BYTES, 0);
+        let mut region = self.region();
         let head = STAGE_META_HEAD as usize;
-        let words = usize::try_from(words).ok().filter(|&n| n <= self.meta.len() - head);
-        let bytes = usize::try_from(bytes).ok().filter(|&n| n <= self.data.len());
+        let words = usize::try_from(words)
+            .ok()
+            .filter(|&n| n <= self.meta.len() - head);
+        let bytes = usize::try_from(bytes).ok().filter(|&n| n <= region.len());
         let (Some(words), Some(bytes)) = (words, bytes) else {
             return Err(malformed("send stage"));
         };
-        // One allocation for the whole batch: each frame is a slice of it.
-        let data = bytes::Bytes::from(self.data.copy_prefix(bytes));
+        let old_size = region.len();
+        let data = if words == 0 {
+            bytes::Bytes::new()
+        } else if bytes * 2 >= old_size {
+            // Well used: hand it over as it is, and write on in a new one.
+            let sealed = bytes::Bytes::from_owner(Sealed {
+                region: region.clone(),
+                len: bytes,
+            });
+            *region = Arc::new(Region::pooled(next_region_size(old_size, room, true)));
+            self.bump_generation();
+            sealed
+        } else {
+            bytes::Bytes::from(region.copy_prefix(bytes))
+        };
+        if region.len() < room {
+            *region = Arc::new(Region::pooled(next_region_size(old_size, room, false)));
+            self.bump_generation();
+        }
+        drop(region);
+        if words == 0 {
+            return Ok(());
+        }
         let word = |i: usize| {
             self.meta
                 .get(head + i)
@@ -111,7 +159,10 @@ impl SendStage {
             for _ in 0..frames {
                 let len = word(i)?;
                 i += 1;
-                let end = off.checked_add(len).filter(|&e| e <= data.len()).ok_or_else(|| malformed("send stage"))?;
+                let end = off
+                    .checked_add(len)
+                    .filter(|&e| e <= data.len())
+                    .ok_or_else(|| malformed("send stage"))?;
                 msg.push(data.slice(off..end));
                 off = end;
             }
@@ -119,6 +170,24 @@ impl SendStage {
         }
         Ok(())
     }
+
+    fn bump_generation(&self) {
+        let g = self.meta.get(GENERATION).unwrap_or(0);
+        self.meta.set(GENERATION, g.wrapping_add(1));
+    }
+}
+
+/// The size of the region after one of `old` bytes: room for `room` bytes at least; a
+/// region filled by large messages (`grow`) doubles, up to [`STAGE_REGION_MAX`], so that a
+/// stream of them takes one flush per many messages rather than one each.
+fn next_region_size(old: usize, room: usize, grow: bool) -> usize {
+    let max = STAGE_REGION_MAX as usize;
+    let grown = if grow && room > 0 {
+        old.saturating_mul(2).min(max)
+    } else {
+        STAGE_BYTES
+    };
+    grown.max(room)
 }
 
 /// Writes as many of `pending`'s first messages as fit into `slab` at `offset` (see the
@@ -133,10 +202,18 @@ pub(crate) fn write_receive_batch(
     if pending.is_empty() {
         return Ok(0);
     }
-    let room = slab.len().checked_sub(offset).ok_or_else(|| malformed("receive slab offset"))?;
+    let room = slab
+        .len()
+        .checked_sub(offset)
+        .ok_or_else(|| malformed("receive slab offset"))?;
     let large = LARGE_FRAME as usize;
-    let small_bytes =
-        |m: &engine::Message| -> usize { m.frames().iter().filter(|f| f.len() < large).map(|f| f.len()).sum() };
+    let small_bytes = |m: &engine::Message| -> usize {
+        m.frames()
+            .iter()
+            .filter(|f| f.len() < large)
+            .map(|f| f.len())
+            .sum()
+    };
     let (mut words, mut body, mut count) = (2usize, 0usize, 0usize);
     for m in pending.iter() {
         let (w, b) = (1 + m.len(), small_bytes(m));

@@ -23,7 +23,8 @@ pub(crate) struct Registered {
 /// The sockets of each live environment, by env address. One cleanup hook per environment
 /// (a hook per socket could never be removed safely, so each socket ever created would have
 /// leaked one).
-static ENV_SOCKETS: LazyLock<Mutex<HashMap<usize, Vec<Registered>>>> = LazyLock::new(|| Mutex::new(HashMap::new()));
+static ENV_SOCKETS: LazyLock<Mutex<HashMap<usize, Vec<Registered>>>> =
+    LazyLock::new(|| Mutex::new(HashMap::new()));
 
 fn env_sockets() -> MutexGuard<'static, HashMap<usize, Vec<Registered>>> {
     ENV_SOCKETS.lock().unwrap_or_else(|e| e.into_inner())
@@ -65,10 +66,12 @@ fn linger_all(sockets: &[Registered]) {
     let Ok(rt) = runtime() else { return };
     let mut waiting = Vec::new();
     for r in sockets {
-        let Some(socket) = r.socket.upgrade() else { continue };
+        let Some(socket) = r.socket.upgrade() else {
+            continue;
+        };
         if let Some(stage) = r.stage.as_ref().and_then(Weak::upgrade) {
             // A stage JS left malformed has nothing valid left to deliver.
-            let _ = stage.drain(&socket);
+            let _ = stage.drain(&socket, 0);
         }
         socket.set_waker(None);
         let (tx, rx) = std::sync::mpsc::channel::<()>();
@@ -91,6 +94,9 @@ fn linger_all(sockets: &[Registered]) {
 #[napi]
 pub fn linger_all_sockets(env: Env) {
     let key = env.raw() as usize;
-    let sockets = env_sockets().get_mut(&key).map(std::mem::take).unwrap_or_default();
+    let sockets = env_sockets()
+        .get_mut(&key)
+        .map(std::mem::take)
+        .unwrap_or_default();
     linger_all(&sockets);
 }

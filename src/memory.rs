@@ -13,6 +13,8 @@ use std::sync::Arc;
 use napi::bindgen_prelude::*;
 use zeropipe_engine as engine;
 
+use zeropipe_engine::buffer_pool::PooledBuf;
+
 use crate::errors::malformed;
 
 /// Memory owned by Rust and written by JS through an external ArrayBuffer. Both sides use
@@ -23,12 +25,61 @@ use crate::errors::malformed;
 pub(crate) struct Region<T> {
     ptr: *mut T,
     len: usize,
+    backing: Backing,
 }
 
-impl<T: Copy + Default> Region<T> {
-    pub(crate) fn new(len: usize) -> Self {
-        let boxed: Box<[T]> = vec![T::default(); len].into_boxed_slice();
-        Region { len, ptr: Box::into_raw(boxed).cast::<T>() }
+/// Where a region's memory comes from.
+enum Backing {
+    /// Its own allocation, with this layout.
+    Raw(std::alloc::Layout),
+    /// A large buffer of the engine's (send-stage regions: see `buffer_pool.rs` for why
+    /// they do not come from the global allocator), freed as the backing drops.
+    Pooled(#[allow(dead_code)] PooledBuf),
+}
+
+impl Region<u8> {
+    /// A byte region of at least `len` bytes; its contents are never read before JS wrote
+    /// them (Rust reads only what JS committed).
+    pub(crate) fn pooled(len: usize) -> Self {
+        let mut buf = PooledBuf::with_capacity(len.max(1));
+        let ptr = buf.as_mut_ptr();
+        let len = buf.capacity();
+        Region {
+            ptr,
+            len,
+            backing: Backing::Pooled(buf),
+        }
+    }
+}
+
+impl<T: Copy> Region<T> {
+    /// A region of `len` elements, zeroed when `zeroed` (its contents are never read before
+    /// JS wrote them otherwise: Rust reads only what JS committed).
+    pub(crate) fn new(len: usize, zeroed: bool) -> Self {
+        let len = len.max(1);
+        let layout = Self::layout(len);
+        // SAFETY: the layout has a non-zero size (len >= 1, T is not zero-sized here).
+        let ptr = unsafe {
+            if zeroed {
+                std::alloc::alloc_zeroed(layout)
+            } else {
+                std::alloc::alloc(layout)
+            }
+        };
+        if ptr.is_null() {
+            std::alloc::handle_alloc_error(layout);
+        }
+        Region {
+            ptr: ptr.cast::<T>(),
+            len,
+            backing: Backing::Raw(layout),
+        }
+    }
+
+    fn layout(len: usize) -> std::alloc::Layout {
+        // Only fails for sizes no allocator could give: treat as out of memory.
+        std::alloc::Layout::array::<T>(len)
+            .unwrap_or_else(|_| std::alloc::handle_alloc_error(std::alloc::Layout::new::<T>()))
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -48,28 +99,56 @@ impl<T: Copy + Default> Region<T> {
         }
     }
 
-    /// Copies the first `n` elements out (`n` at most the length).
+    /// Copies the first `n` elements out (`n` at most the length; JS wrote them).
     pub(crate) fn copy_prefix(&self, n: usize) -> Vec<T> {
         let n = n.min(self.len);
-        let mut out = vec![T::default(); n];
-        // SAFETY: `n` is within the region; see the type's doc for exclusivity.
-        unsafe { std::ptr::copy_nonoverlapping(self.ptr, out.as_mut_ptr(), n) };
+        let mut out = Vec::with_capacity(n);
+        // SAFETY: `n` is within the region and within `out`'s capacity; the elements were
+        // written by JS before it committed them (see `SendStage`).
+        unsafe {
+            std::ptr::copy_nonoverlapping(self.ptr, out.as_mut_ptr(), n);
+            out.set_len(n);
+        }
         out
     }
 }
 
 impl<T> Drop for Region<T> {
     fn drop(&mut self) {
-        // SAFETY: `ptr`/`len` came from `Box::into_raw` of a boxed slice of that length, and
-        // this is the last owner (the region lives in an `Arc` shared with the finalizers).
-        unsafe { drop(Box::from_raw(std::ptr::slice_from_raw_parts_mut(self.ptr, self.len))) }
+        if let Backing::Raw(layout) = self.backing {
+            // SAFETY: `ptr` came from `alloc`/`alloc_zeroed` with this same layout, and this
+            // is the last owner (the region lives in an `Arc` shared with the finalizers).
+            unsafe { std::alloc::dealloc(self.ptr.cast(), layout) }
+        }
+        // A pooled buffer goes back to the pool as the backing drops.
     }
 }
 
-// SAFETY: see `Region`'s doc: the memory is only touched on its socket's JS thread.
+// SAFETY: see `Region`'s doc: the memory is only touched on its socket's JS thread, or read
+// once sealed (see `Sealed`).
 unsafe impl<T> Send for Region<T> {}
 // SAFETY: as above.
 unsafe impl<T> Sync for Region<T> {}
+
+/// The first `len` bytes of a region JS has stopped writing to, as the bytes of messages:
+/// sending them needs no copy. Sealed by `SendStage::drain`, which gives JS a new region and
+/// moves the stage's generation on; the JS layer swaps its view before writing again, and
+/// nothing else ever held one (the views live in the socket's private state). Detaching or
+/// collecting the old view, or the thread's end, only drops the view's reference: the `Arc`
+/// here keeps the memory for as long as a message uses it.
+pub(crate) struct Sealed {
+    pub(crate) region: Arc<Region<u8>>,
+    pub(crate) len: usize,
+}
+
+impl AsRef<[u8]> for Sealed {
+    fn as_ref(&self) -> &[u8] {
+        let len = self.len.min(self.region.len);
+        // SAFETY: JS wrote these bytes before committing them and writes no more (see the
+        // type's doc), so this is initialised memory nobody mutates while the slice lives.
+        unsafe { std::slice::from_raw_parts(self.region.ptr, len) }
+    }
+}
 
 /// A typed array over the whole of `region`, through an external ArrayBuffer that holds a
 /// reference to it, released by the ArrayBuffer's finalizer.
@@ -78,7 +157,11 @@ pub(crate) fn typed_array_over<'env, T>(
     region: &Arc<Region<T>>,
     kind: napi::sys::napi_typedarray_type,
 ) -> std::result::Result<Unknown<'env>, engine::Error> {
-    unsafe extern "C" fn release<T>(_env: napi::sys::napi_env, _data: *mut std::ffi::c_void, hint: *mut std::ffi::c_void) {
+    unsafe extern "C" fn release<T>(
+        _env: napi::sys::napi_env,
+        _data: *mut std::ffi::c_void,
+        hint: *mut std::ffi::c_void,
+    ) {
         // SAFETY: `hint` is the `Arc::into_raw` made below, released exactly once, here.
         unsafe { drop(Arc::from_raw(hint.cast::<Region<T>>())) }
     }
@@ -106,7 +189,9 @@ pub(crate) fn typed_array_over<'env, T>(
     }
     let mut value = std::ptr::null_mut();
     // SAFETY: a typed array over the whole of the ArrayBuffer just made.
-    let status = unsafe { napi::sys::napi_create_typedarray(env.raw(), kind, region.len, ab, 0, &mut value) };
+    let status = unsafe {
+        napi::sys::napi_create_typedarray(env.raw(), kind, region.len, ab, 0, &mut value)
+    };
     if status != napi::sys::Status::napi_ok {
         return Err(malformed("typed array"));
     }
@@ -143,7 +228,10 @@ impl WriteOnly {
         if status != napi::sys::Status::napi_ok || kind != napi::sys::TypedarrayType::uint8_array {
             return Err(malformed("receive slab"));
         }
-        Ok(WriteOnly { ptr: data.cast(), len: if data.is_null() { 0 } else { len } })
+        Ok(WriteOnly {
+            ptr: data.cast(),
+            len: if data.is_null() { 0 } else { len },
+        })
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -152,7 +240,10 @@ impl WriteOnly {
 
     /// Copies `bytes` to `at`; out-of-range writes are dropped (the caller sized them).
     pub(crate) fn write(&self, at: usize, bytes: &[u8]) {
-        if at.checked_add(bytes.len()).is_some_and(|end| end <= self.len) {
+        if at
+            .checked_add(bytes.len())
+            .is_some_and(|end| end <= self.len)
+        {
             // SAFETY: in bounds of the typed array's memory, which JS keeps alive for the
             // duration of this call (the value is an argument of it).
             unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), self.ptr.add(at), bytes.len()) }
@@ -168,9 +259,21 @@ pub(crate) fn own_buffer<'env>(env: &'env Env, frame: bytes::Bytes) -> Result<Bu
     // SAFETY: `frame` keeps the memory alive until the finalizer drops it; the range is this
     // frame's alone (split off the read buffer), so JS writing to it affects no one, and
     // Rust never reads it again.
-    let external = unsafe { BufferSlice::from_external(env, ptr, len, frame.clone(), |_, b| drop(b)) };
+    let external = unsafe {
+        BufferSlice::from_external(env, ptr, len, frame.clone(), move |env, b| {
+            drop(b);
+            let _ = env.adjust_external_memory(-(len as i64));
+        })
+    };
     match external {
-        Ok(buf) => Ok(buf),
+        Ok(buf) => {
+            // V8 is told what the Buffer holds, so that a stream of large messages makes it
+            // collect them (and the buffer pool reuse their memory) rather than let them
+            // pile up as if they were 0-byte objects. Node runs this finalizer on the JS
+            // thread, where the matching decrease is allowed.
+            let _ = env.adjust_external_memory(len as i64);
+            Ok(buf)
+        }
         // Runtimes that forbid external buffers (sandboxed builds) get a copy instead.
         Err(_) => BufferSlice::copy_from(env, &frame),
     }

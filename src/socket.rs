@@ -8,11 +8,12 @@ use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi_derive::napi;
 use zeropipe_engine as engine;
 
-use crate::batch::{write_receive_batch, SendStage, RECEIVE_BATCH_BYTES};
+use crate::batch::{write_receive_batch, SendStage, LARGE_FRAME, RECEIVE_BATCH_BYTES};
 use crate::env::{register, Registered};
 use crate::errors::{malformed, to_js, OrJs};
 use crate::memory::{own_buffer, typed_array_over, WriteOnly};
 use crate::runtime::runtime;
+use zeropipe_engine::buffer_pool::PooledBuf;
 
 /// `room()` is a JS number; 2^30 is more than any batch JS will stage.
 const ROOM_MAX: usize = 1 << 30;
@@ -22,7 +23,11 @@ type WakerFn = ThreadsafeFunction<u32, (), u32, Status, false>;
 /// Whether the waker keeps Node's event loop alive. napi-rs only offers this on `&mut`, but
 /// the waker is shared with the engine's threads, so the N-API calls are made directly
 /// (both are documented as callable from the JS thread at any time).
-fn set_tsfn_ref(env: &Env, tsfn: &WakerFn, referenced: bool) -> std::result::Result<(), engine::Error> {
+fn set_tsfn_ref(
+    env: &Env,
+    tsfn: &WakerFn,
+    referenced: bool,
+) -> std::result::Result<(), engine::Error> {
     // SAFETY: both calls take the env of the current (JS) thread and a live tsfn.
     let status = unsafe {
         if referenced {
@@ -34,7 +39,10 @@ fn set_tsfn_ref(env: &Env, tsfn: &WakerFn, referenced: bool) -> std::result::Res
     if status == napi::sys::Status::napi_ok {
         Ok(())
     } else {
-        Err(engine::Error::new(engine::Code::Io, "cannot change the waker's reference"))
+        Err(engine::Error::new(
+            engine::Code::Io,
+            "cannot change the waker's reference",
+        ))
     }
 }
 
@@ -42,10 +50,18 @@ fn set_tsfn_ref(env: &Env, tsfn: &WakerFn, referenced: bool) -> std::result::Res
 /// string or a `Uint8Array` view): always a copy, so no pointer into JS memory outlives
 /// the call (see `memory.rs`).
 fn frame_from_js(frame: &Either<String, Uint8Array>) -> bytes::Bytes {
-    match frame {
-        Either::A(s) => bytes::Bytes::copy_from_slice(s.as_bytes()),
-        Either::B(b) => bytes::Bytes::copy_from_slice(b),
+    let bytes: &[u8] = match frame {
+        Either::A(s) => s.as_bytes(),
+        Either::B(b) => b,
+    };
+    if bytes.len() >= LARGE_FRAME as usize {
+        // Into a buffer the pool takes back once the frame is written, so the next large
+        // frame is copied into memory that is already mapped (see `buffer_pool.rs`).
+        let mut own = PooledBuf::with_capacity(bytes.len());
+        own.extend_from_slice(bytes);
+        return bytes::Bytes::from_owner(own);
     }
+    bytes::Bytes::copy_from_slice(bytes)
 }
 
 /// A monitor event, as zeromq.js reports it.
@@ -73,6 +89,11 @@ pub struct NativeSocket {
     pending: Vec<engine::Message>,
     /// The large frames of the last receive batch, for `takeOwnBuffers`.
     own: Vec<bytes::Bytes>,
+    /// Large messages of sends that wait for room, copied in when `send()` was called (the
+    /// caller may reuse its buffers at once) into memory the buffer pool takes back, not
+    /// into JS buffers: see `hold`.
+    held: std::collections::HashMap<u32, engine::Message>,
+    next_held: u32,
     /// Released at close: the callback holds the JS socket, so keeping it would pin every
     /// closed socket in memory.
     waker: Option<Arc<WakerFn>>,
@@ -83,12 +104,20 @@ impl NativeSocket {
     /// Creates a socket of `kind` ("push" or "pull") with `options`' values in the order
     /// of `optionSpecs()`. `waker(bits)` is called on the JS thread when a readiness bit
     /// armed with `arm()` becomes true.
-    #[napi(constructor, ts_args_type = "kind: 'push' | 'pull', options: Array<number>, waker: (bits: number) => void")]
+    #[napi(
+        constructor,
+        ts_args_type = "kind: 'push' | 'pull', options: Array<number>, waker: (bits: number) => void"
+    )]
     pub fn new(env: Env, kind: String, options: Vec<i64>, waker: WakerFn) -> Result<Self> {
         let kind = match kind.as_str() {
             "push" => engine::SocketType::Push,
             "pull" => engine::SocketType::Pull,
-            other => return Err(to_js(&env, engine::Error::new(engine::Code::Inval, format!("unknown socket type {other}")))),
+            other => {
+                return Err(to_js(
+                    &env,
+                    engine::Error::new(engine::Code::Inval, format!("unknown socket type {other}")),
+                ))
+            }
         };
         let options = engine::SocketOptions::from_values(&options).or_js(&env)?;
         let rt = runtime().or_js(&env)?;
@@ -100,8 +129,22 @@ impl NativeSocket {
             tsfn.call(bits, ThreadsafeFunctionCallMode::NonBlocking);
         })));
         let stage = (kind == engine::SocketType::Push).then(|| Arc::new(SendStage::new()));
-        register(&env, Registered { socket: Arc::downgrade(&socket), stage: stage.as_ref().map(Arc::downgrade) })?;
-        Ok(NativeSocket { socket, stage, pending: Vec::new(), own: Vec::new(), waker: Some(waker) })
+        register(
+            &env,
+            Registered {
+                socket: Arc::downgrade(&socket),
+                stage: stage.as_ref().map(Arc::downgrade),
+            },
+        )?;
+        Ok(NativeSocket {
+            socket,
+            stage,
+            pending: Vec::new(),
+            own: Vec::new(),
+            held: std::collections::HashMap::new(),
+            next_held: 0,
+            waker: Some(waker),
+        })
     }
 
     /// Replaces the socket options (values in `optionSpecs()` order; applied to connections
@@ -155,33 +198,81 @@ impl NativeSocket {
         self.socket.room().min(ROOM_MAX) as u32
     }
 
-    /// The PUSH's send stage as `[data, meta]` (see `batch.rs`).
-    #[napi(ts_return_type = "[Uint8Array, Int32Array]")]
-    pub fn send_stage<'env>(&self, env: &'env Env) -> Result<Array<'env>> {
-        let stage = self.stage.as_ref().ok_or_else(|| to_js(env, malformed("send stage request on a PULL")))?;
-        let mut out = env.create_array(2)?;
-        out.set(0, typed_array_over(env, &stage.data, napi::sys::TypedarrayType::uint8_array).or_js(env)?)?;
-        out.set(1, typed_array_over(env, &stage.meta, napi::sys::TypedarrayType::int32_array).or_js(env)?)?;
-        Ok(out)
+    /// The send stage's description words (see `batch.rs`); fixed for the socket's life.
+    #[napi(ts_return_type = "Int32Array")]
+    pub fn stage_meta<'env>(&self, env: &'env Env) -> Result<Unknown<'env>> {
+        let stage = self
+            .stage
+            .as_ref()
+            .ok_or_else(|| to_js(env, malformed("send stage request on a PULL")))?;
+        typed_array_over(env, &stage.meta, napi::sys::TypedarrayType::int32_array).or_js(env)
     }
 
-    /// Queues the messages JS committed to the stage since the last flush and returns the
-    /// room left.
+    /// The send stage's current region (see `batch.rs`): fetched again whenever the
+    /// generation word changes.
+    #[napi(ts_return_type = "Uint8Array")]
+    pub fn stage_region<'env>(&self, env: &'env Env) -> Result<Unknown<'env>> {
+        let stage = self
+            .stage
+            .as_ref()
+            .ok_or_else(|| to_js(env, malformed("send stage request on a PULL")))?;
+        typed_array_over(
+            env,
+            &stage.current(),
+            napi::sys::TypedarrayType::uint8_array,
+        )
+        .or_js(env)
+    }
+
+    /// Queues the messages JS committed to the stage since the last flush, leaves the
+    /// region at least `room` free bytes, and returns the room the socket has left.
     #[napi]
-    pub fn flush(&self, env: Env) -> Result<u32> {
+    pub fn flush(&self, env: Env, room: u32) -> Result<u32> {
         if let Some(stage) = &self.stage {
-            stage.drain(&self.socket).or_js(&env)?;
+            stage.drain(&self.socket, room as usize).or_js(&env)?;
         }
         Ok(self.room())
     }
 
-    /// Queues one message JS accepted that does not go through the stage (a large frame,
-    /// too big for it), copying its frames now; returns the room left.
+    /// Queues one message JS accepted that does not go through the stage (more frames than
+    /// it can describe), copying its frames now; returns the room left.
     #[napi]
     pub fn send_now(&self, env: Env, frames: Vec<Either<String, Uint8Array>>) -> Result<u32> {
         let msg = engine::Message::from(frames.iter().map(frame_from_js).collect::<Vec<_>>());
         self.socket.send_accepted(msg).or_js(&env)?;
         Ok(self.room())
+    }
+
+    /// Copies a large message whose send must wait, and returns the id to send it by
+    /// (`sendHeld`) or drop it by (`releaseHeld`).
+    #[napi]
+    pub fn hold(&mut self, frames: Vec<Either<String, Uint8Array>>) -> u32 {
+        let msg = engine::Message::from(frames.iter().map(frame_from_js).collect::<Vec<_>>());
+        let id = self.next_held;
+        self.next_held = self.next_held.wrapping_add(1);
+        self.held.insert(id, msg);
+        id
+    }
+
+    /// Sends a held message as `sendNow` does, and returns the room left. `EINVAL` for an
+    /// id that is not held (sent or released already).
+    #[napi]
+    pub fn send_held(&mut self, env: Env, id: u32) -> Result<u32> {
+        let Some(msg) = self.held.remove(&id) else {
+            return Err(engine::Error::new(
+                engine::Code::Inval,
+                "no such held message",
+            ))
+            .or_js(&env);
+        };
+        self.socket.send_accepted(msg).or_js(&env)?;
+        Ok(self.room())
+    }
+
+    /// Drops a held message (its send timed out, was cancelled or the socket closed).
+    #[napi]
+    pub fn release_held(&mut self, id: u32) {
+        self.held.remove(&id);
     }
 
     /// Writes up to `max` received messages into `slab` at `offset` (see `batch.rs`);
@@ -191,7 +282,12 @@ impl NativeSocket {
     pub fn try_receive(&mut self, env: Env, max: u32, slab: Unknown, offset: u32) -> Result<i64> {
         if self.pending.is_empty() {
             self.socket
-                .try_recv_batch_bytes(&mut self.pending, max.max(1) as usize, RECEIVE_BATCH_BYTES as usize)
+                .try_recv_batch_bytes(
+                    &mut self.pending,
+                    max.max(1) as usize,
+                    RECEIVE_BATCH_BYTES as usize,
+                    LARGE_FRAME as usize,
+                )
                 .or_js(&env)?;
         }
         let slab = WriteOnly::of(&env, &slab).or_js(&env)?;
@@ -271,7 +367,7 @@ impl NativeSocket {
     pub fn close<'env>(&mut self, env: &'env Env) -> Result<Object<'env>> {
         if let Some(stage) = &self.stage {
             // A stage JS left malformed has nothing valid left to deliver.
-            let _ = stage.drain(&self.socket);
+            let _ = stage.drain(&self.socket, 0);
         }
         self.release();
         let (deferred, promise) = env.create_deferred::<(), _>()?;

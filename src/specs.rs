@@ -80,5 +80,11 @@ pub struct EventSpec {
 /// Every monitor event type.
 #[napi]
 pub fn event_specs() -> Vec<EventSpec> {
-    engine::events::EVENT_SPECS.iter().map(|(t, d)| EventSpec { r#type: (*t).into(), doc: (*d).into() }).collect()
+    engine::events::EVENT_SPECS
+        .iter()
+        .map(|(t, d)| EventSpec {
+            r#type: (*t).into(),
+            doc: (*d).into(),
+        })
+        .collect()
 }

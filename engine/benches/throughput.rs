@@ -145,9 +145,17 @@ fn config() -> Config {
     let rounds = if smoke {
         1
     } else {
-        std::env::var("ROUNDS").ok().and_then(|v| v.parse().ok()).filter(|&r: &usize| r > 0).unwrap_or(3)
+        std::env::var("ROUNDS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .filter(|&r: &usize| r > 0)
+            .unwrap_or(3)
     };
-    let scale = std::env::var("SCALE").ok().and_then(|v| v.parse().ok()).filter(|&s: &f64| s > 0.0).unwrap_or(1.0);
+    let scale = std::env::var("SCALE")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|&s: &f64| s > 0.0)
+        .unwrap_or(1.0);
 
     let mut cases = Vec::new();
     for t in [Transport::Tcp, Transport::Ipc] {
@@ -167,11 +175,16 @@ fn config() -> Config {
                     "ipc" => (Some(Transport::Ipc), parts.next()),
                     _ => (None, Some(first)),
                 };
-                let size = size.map(|s| s.parse::<usize>().expect("CASE size must be a byte count"));
+                let size =
+                    size.map(|s| s.parse::<usize>().expect("CASE size must be a byte count"));
                 (t, size)
             })
             .collect();
-        cases.retain(|&(t, s)| wanted.iter().any(|&(wt, ws)| wt.is_none_or(|w| w == t) && ws.is_none_or(|w| w == s)));
+        cases.retain(|&(t, s)| {
+            wanted
+                .iter()
+                .any(|&(wt, ws)| wt.is_none_or(|w| w == t) && ws.is_none_or(|w| w == s))
+        });
         // A size outside the default list is still a valid single case.
         if cases.is_empty() {
             for (wt, ws) in &wanted {
@@ -191,7 +204,13 @@ fn config() -> Config {
         let wanted: Vec<&str> = filter.split(',').collect();
         libs.retain(|l| wanted.contains(&l.key()));
     }
-    Config { rounds, smoke, scale, cases, libs }
+    Config {
+        rounds,
+        smoke,
+        scale,
+        cases,
+        libs,
+    }
 }
 
 /// Messages per run, from a payload budget per transport (ipc moves bytes about twice as
@@ -220,7 +239,8 @@ fn bind_address(t: Transport, lib: Lib) -> (String, Option<PathBuf>) {
         },
         Transport::Ipc => {
             let seq = IPC_SEQ.fetch_add(1, Ordering::Relaxed);
-            let path = std::env::temp_dir().join(format!("zp-bench-{}-{seq}.sock", std::process::id()));
+            let path =
+                std::env::temp_dir().join(format!("zp-bench-{}-{seq}.sock", std::process::id()));
             (format!("ipc://{}", path.display()), Some(path))
         }
     }
@@ -260,12 +280,17 @@ fn our_message(payload: &Bytes) -> Message {
 
 async fn run_ours(addr: &str, payload: Bytes, n: usize, batch: bool) -> Duration {
     let rt = tokio::runtime::Handle::current();
-    let pull = Arc::new(Socket::new(SocketType::Pull, SocketOptions::default(), rt.clone()).expect("create PULL"));
-    let push = Arc::new(Socket::new(SocketType::Push, SocketOptions::default(), rt).expect("create PUSH"));
+    let pull = Arc::new(
+        Socket::new(SocketType::Pull, SocketOptions::default(), rt.clone()).expect("create PULL"),
+    );
+    let push =
+        Arc::new(Socket::new(SocketType::Push, SocketOptions::default(), rt).expect("create PUSH"));
     let endpoint = pull.bind(addr).await.expect("bind PULL");
     push.connect(&endpoint).expect("connect PUSH");
 
-    push.send(our_message(&payload)).await.expect("warm-up send");
+    push.send(our_message(&payload))
+        .await
+        .expect("warm-up send");
     pull.recv().await.expect("warm-up receive");
 
     let size = payload.len();
@@ -279,7 +304,9 @@ async fn run_ours(addr: &str, payload: Bytes, n: usize, batch: bool) -> Duration
                 let mut buf = Vec::with_capacity(RECV_BATCH);
                 while got < n {
                     buf.clear();
-                    let k = pull.try_recv_batch(&mut buf, RECV_BATCH.min(n - got)).expect("try_recv_batch");
+                    let k = pull
+                        .try_recv_batch(&mut buf, RECV_BATCH.min(n - got))
+                        .expect("try_recv_batch");
                     if k == 0 {
                         bytes += pull.recv().await.expect("receive").byte_len();
                         got += 1;
@@ -307,7 +334,11 @@ async fn run_ours(addr: &str, payload: Bytes, n: usize, batch: bool) -> Duration
     };
     producer.await.expect("producer task");
     let (t1, bytes) = consumer.await.expect("consumer task");
-    assert_eq!(bytes, n * size, "zeropipe delivered the wrong number of bytes");
+    assert_eq!(
+        bytes,
+        n * size,
+        "zeropipe delivered the wrong number of bytes"
+    );
 
     push.close().await;
     pull.close().await;
@@ -320,7 +351,9 @@ async fn run_zmqrs(addr: &str, payload: Bytes, n: usize) -> Duration {
     let mut push = zeromq::PushSocket::new();
     push.connect(&endpoint).await.expect("zmq.rs connect PUSH");
 
-    push.send(ZmqMessage::from(payload.clone())).await.expect("zmq.rs warm-up send");
+    push.send(ZmqMessage::from(payload.clone()))
+        .await
+        .expect("zmq.rs warm-up send");
     pull.recv().await.expect("zmq.rs warm-up receive");
 
     let size = payload.len();
@@ -335,13 +368,19 @@ async fn run_zmqrs(addr: &str, payload: Bytes, n: usize) -> Duration {
     });
     let producer = tokio::spawn(async move {
         for _ in 0..n {
-            push.send(ZmqMessage::from(payload.clone())).await.expect("zmq.rs send");
+            push.send(ZmqMessage::from(payload.clone()))
+                .await
+                .expect("zmq.rs send");
         }
         push
     });
     let push = producer.await.expect("zmq.rs producer task");
     let (pull, t1, bytes) = consumer.await.expect("zmq.rs consumer task");
-    assert_eq!(bytes, n * size, "zmq.rs delivered the wrong number of bytes");
+    assert_eq!(
+        bytes,
+        n * size,
+        "zmq.rs delivered the wrong number of bytes"
+    );
 
     // PUSH has no binds, so dropping it is its whole shutdown; PULL's close waits for
     // its listener to stop.
@@ -377,7 +416,10 @@ fn median(xs: &[f64]) -> f64 {
 }
 
 fn min_max(xs: &[f64]) -> (f64, f64) {
-    xs.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &x| (lo.min(x), hi.max(x)))
+    xs.iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &x| {
+            (lo.min(x), hi.max(x))
+        })
 }
 
 fn fmt_rate(x: f64) -> String {
@@ -402,7 +444,9 @@ fn fmt_size(size: usize) -> String {
 
 fn main() {
     let cfg = config();
-    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(0);
     println!(
         "{} | {cores} cores | tokio multi-thread, 2 workers | {} | {} alternating round(s) per case{}",
         cpu_model(),
@@ -424,7 +468,11 @@ fn main() {
                 rates[i].push(n as f64 / elapsed.as_secs_f64());
             }
         }
-        let zmqrs_median = cfg.libs.iter().position(|&l| l == Lib::Zmqrs).map(|i| median(&rates[i]));
+        let zmqrs_median = cfg
+            .libs
+            .iter()
+            .position(|&l| l == Lib::Zmqrs)
+            .map(|i| median(&rates[i]));
         for (i, &lib) in cfg.libs.iter().enumerate() {
             let med = median(&rates[i]);
             let (lo, hi) = min_max(&rates[i]);

@@ -135,6 +135,18 @@ impl Decoder {
         self.need
     }
 
+    /// The length of the data frame body being waited for, once its header is in.
+    pub fn pending_body(&self) -> Option<usize> {
+        match self.state {
+            State::Body {
+                len,
+                command: false,
+                ..
+            } => Some(len),
+            _ => None,
+        }
+    }
+
     /// True while a multipart message is partially received.
     pub fn in_message(&self) -> bool {
         !self.frames.is_empty() || matches!(self.state, State::Body { command: false, .. })
@@ -163,30 +175,60 @@ impl Decoder {
                     } else {
                         buf.split_to(len).freeze()
                     };
-                    self.state = State::Header;
-                    if command {
-                        self.need = 0;
-                        return parse_command(body).map(|c| Some(Decoded::Command(c)));
+                    if let Some(done) = self.finish_body(body, more, command)? {
+                        return Ok(Some(done));
                     }
-                    if more {
-                        self.frames.push(body);
-                        continue;
-                    }
-                    let msg = if self.frames.is_empty() {
-                        let mut m = Message::with_capacity(1);
-                        m.push(body);
-                        m
-                    } else {
-                        let mut frames = std::mem::take(&mut self.frames);
-                        frames.push(body);
-                        Message::from(frames)
-                    };
-                    self.cost = 0;
-                    self.need = 0;
-                    return Ok(Some(Decoded::Message(msg)));
                 }
             }
         }
+    }
+
+    /// Completes the data frame whose header was consumed with `body`, read by the caller
+    /// into a buffer of its own (see [`Decoder::pending_body`]); then returns what
+    /// [`Decoder::decode`] would. `EINVAL` if no data frame of that length is pending.
+    pub fn supply_body(&mut self, body: Bytes) -> Result<Option<Decoded>, Error> {
+        match self.state {
+            State::Body {
+                len,
+                more,
+                command: false,
+            } if body.len() == len => self.finish_body(body, more, false),
+            _ => Err(Error::new(
+                Code::Inval,
+                "no data frame of that length is pending",
+            )),
+        }
+    }
+
+    /// A frame's body is in: a command or a whole message comes out, or `None` while more
+    /// frames of the message are to come.
+    fn finish_body(
+        &mut self,
+        body: Bytes,
+        more: bool,
+        command: bool,
+    ) -> Result<Option<Decoded>, Error> {
+        self.state = State::Header;
+        if command {
+            self.need = 0;
+            return parse_command(body).map(|c| Some(Decoded::Command(c)));
+        }
+        if more {
+            self.frames.push(body);
+            return Ok(None);
+        }
+        let msg = if self.frames.is_empty() {
+            let mut m = Message::with_capacity(1);
+            m.push(body);
+            m
+        } else {
+            let mut frames = std::mem::take(&mut self.frames);
+            frames.push(body);
+            Message::from(frames)
+        };
+        self.cost = 0;
+        self.need = 0;
+        Ok(Some(Decoded::Message(msg)))
     }
 
     /// Validates and consumes one header. `Ok(false)`: not all of it is in yet (nothing is
@@ -619,7 +661,10 @@ mod tests {
         let mut bytes = encoded(&msg(&[&[0u8; 40], &[0u8; 40]]));
         bytes.extend_from_slice(&encoded(&msg(&[&[0u8; 40], &[0u8; 40]])));
         let limit = 100 + FRAME_OVERHEAD as i64;
-        assert_eq!(decode_all(&mut Decoder::new(limit), &bytes).unwrap().len(), 2);
+        assert_eq!(
+            decode_all(&mut Decoder::new(limit), &bytes).unwrap().len(),
+            2
+        );
     }
 
     #[test]

@@ -12,11 +12,12 @@ use std::sync::Arc;
 use std::task::Poll;
 use std::time::Duration;
 
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::{Buf, BufMut, Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, Notify};
 use tokio::time::{Instant, MissedTickBehavior};
 
+use crate::buffer_pool::PooledBuf;
 use crate::codec::{self, Command, Decoded, Decoder};
 use crate::error::{Code, Error, Result};
 use crate::events::EventKind;
@@ -33,6 +34,10 @@ use crate::transport::{ReadHalf, Stream, WriteHalf};
 const READ_CHUNK: usize = 64 * 1024;
 /// The largest body reserved in one go from its declared size alone (see `read_loop`).
 const BODY_RESERVE_MAX: usize = 4 << 20;
+/// Bodies at least this large are read into an allocation of exactly their size: it is
+/// what the message keeps alive (a Node Buffer over it, for as long as JS holds it), so a
+/// shared or rounded-up read buffer would waste the difference for each message.
+const OWN_BODY_MIN: usize = 32 * 1024;
 /// Frames at least this large are written straight from their `Bytes`, not copied into
 /// the write buffer.
 const WRITE_BY_REFERENCE_MIN: usize = 32 * 1024;
@@ -201,51 +206,66 @@ impl Connection {
         link: &Link,
         ctrl: &mpsc::Sender<Command>,
     ) -> Result<()> {
-        let kind = self.socket.kind();
         let read_error = |e: io::Error| Error::from_io(&e, "read from", &self.address);
+        // A large body being read into a buffer of its own, and whether the last body read
+        // was one (then the next header is read alone: see `Target`).
+        let mut body: Option<PooledBuf> = None;
+        let mut after_large = false;
         loop {
             while let Some(item) = decoder.decode(&mut buf)? {
-                match item {
-                    Decoded::Message(msg) => {
-                        if kind == SocketType::Pull {
-                            deliver(link, msg).await?;
-                        }
-                        // A PULL peer has nothing to send us; libzmq drops such frames too.
-                    }
-                    Decoded::Command(Command::Ping { ttl, context }) => {
-                        link.live.pinged(ttl as u64 * 100);
-                        // If the writer is backed up the peer is hearing from us anyway.
-                        let _ = ctrl.try_send(Command::Pong { context });
-                    }
-                    Decoded::Command(Command::Error(reason)) => {
-                        return Err(Error::new(
-                            Code::Proto,
-                            format!("peer sent ERROR: {reason}"),
-                        ));
-                    }
-                    // PONG only proves liveness (the read did); unknown commands are ignored
-                    // so newer peers can extend the protocol.
-                    Decoded::Command(_) => {}
-                }
+                self.handle(item, link, ctrl).await?;
             }
             // Reads are at least READ_CHUNK, so small messages arrive many per syscall. A
-            // large frame's body is read into one allocation of its declared size, up to
-            // BODY_RESERVE_MAX; beyond that it grows by at most doubling what already
+            // body of OWN_BODY_MIN or more (up to BODY_RESERVE_MAX) is read into a buffer of
+            // its own, from the pool, and the header after it alone, so that the next large
+            // body again starts in a buffer of its own (libzmq reads large bodies the same
+            // way). Beyond BODY_RESERVE_MAX a body grows by at most doubling what already
             // arrived, so a declared size alone never commits more than that (and untouched
-            // reserved pages cost no memory). The extra header's worth lets a stream of large
-            // frames take one read per frame instead of a short header read and a body read.
+            // reserved pages cost no memory).
             let needed = decoder.needed();
-            let cap = READ_CHUNK.max(buf.len()).max(needed.min(BODY_RESERVE_MAX));
-            buf.reserve(needed.clamp(READ_CHUNK, cap) + codec::MAX_HEADER_LEN);
+            let target = match decoder.pending_body() {
+                Some(len) if (OWN_BODY_MIN..=BODY_RESERVE_MAX).contains(&len) => {
+                    let b = body.get_or_insert_with(|| {
+                        // What already arrived is all of this body's (the decoder would
+                        // have finished the frame otherwise).
+                        let mut b = PooledBuf::with_capacity(len);
+                        b.extend_from_slice(&buf);
+                        buf.clear();
+                        b
+                    });
+                    after_large = true;
+                    Target::Body(len - b.len())
+                }
+                Some(_) => {
+                    after_large = false;
+                    let cap = READ_CHUNK.max(buf.len()).max(needed.min(BODY_RESERVE_MAX));
+                    buf.reserve(needed.clamp(READ_CHUNK, cap) + codec::MAX_HEADER_LEN);
+                    Target::Buf
+                }
+                None if after_large && buf.is_empty() => Target::Header,
+                None => {
+                    buf.reserve(READ_CHUNK.max(needed));
+                    Target::Buf
+                }
+            };
             let n = match link.live.deadline() {
-                None => rd.read_buf(&mut buf).await.map_err(read_error)?,
+                None => read_more(&mut rd, &mut buf, &mut body, target)
+                    .await
+                    .map_err(read_error)?,
                 Some(deadline) => tokio::select! {
                     biased;
-                    r = rd.read_buf(&mut buf) => r.map_err(read_error)?,
+                    r = read_more(&mut rd, &mut buf, &mut body, target) => r.map_err(read_error)?,
                     _ = tokio::time::sleep_until(deadline) => {
                         // Judge on what has arrived, not on whether we were scheduled in
                         // time to see it.
-                        match rd.read_now(&mut buf) {
+                        let now = match (target, body.as_mut()) {
+                            (Target::Body(rest), Some(b)) => rd.read_now(&mut b.limit(rest)),
+                            _ => {
+                                buf.reserve(codec::MAX_HEADER_LEN);
+                                rd.read_now(&mut buf)
+                            }
+                        };
+                        match now {
                             Ok(n) => n,
                             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                                 if link.live.taking_backlog(rd.unacked()) {
@@ -270,7 +290,43 @@ impl Connection {
                 return Ok(());
             }
             link.live.heard();
+            if let Target::Body(rest) = target {
+                if n == rest {
+                    if let Some(done) = body.take() {
+                        if let Some(item) = decoder.supply_body(Bytes::from_owner(done))? {
+                            self.handle(item, link, ctrl).await?;
+                        }
+                    }
+                }
+            }
         }
+    }
+
+    /// Acts on a decoded message or command.
+    async fn handle(&self, item: Decoded, link: &Link, ctrl: &mpsc::Sender<Command>) -> Result<()> {
+        match item {
+            Decoded::Message(msg) => {
+                if self.socket.kind() == SocketType::Pull {
+                    deliver(link, msg).await?;
+                }
+                // A PULL peer has nothing to send us; libzmq drops such frames too.
+            }
+            Decoded::Command(Command::Ping { ttl, context }) => {
+                link.live.pinged(ttl as u64 * 100);
+                // If the writer is backed up the peer is hearing from us anyway.
+                let _ = ctrl.try_send(Command::Pong { context });
+            }
+            Decoded::Command(Command::Error(reason)) => {
+                return Err(Error::new(
+                    Code::Proto,
+                    format!("peer sent ERROR: {reason}"),
+                ));
+            }
+            // PONG only proves liveness (the read did); unknown commands are ignored so
+            // newer peers can extend the protocol.
+            Decoded::Command(_) => {}
+        }
+        Ok(())
     }
 
     async fn write_loop(
@@ -388,6 +444,37 @@ impl Connection {
                 _ = link.live.pause_changed.notified() => {}
             }
         }
+    }
+}
+
+/// Where the next read goes.
+#[derive(Clone, Copy)]
+enum Target {
+    /// The read buffer: whatever is there, up to its spare capacity.
+    Buf,
+    /// A frame header alone (after a large body: the next body may be large too).
+    Header,
+    /// The rest of a large body, into its own buffer: at most this many bytes.
+    Body(usize),
+}
+
+/// Reads what is there into the place `target` names.
+async fn read_more(
+    rd: &mut ReadHalf,
+    buf: &mut BytesMut,
+    body: &mut Option<PooledBuf>,
+    target: Target,
+) -> io::Result<usize> {
+    match (target, body.as_mut()) {
+        (Target::Body(rest), Some(b)) => rd.read_buf(&mut b.limit(rest)).await,
+        (Target::Header, _) => {
+            // Into a small buffer first: `buf` may have no spare room.
+            let mut header = [0u8; codec::MAX_HEADER_LEN];
+            let n = rd.read(&mut header).await?;
+            buf.extend_from_slice(&header[..n]);
+            Ok(n)
+        }
+        _ => rd.read_buf(buf).await,
     }
 }
 

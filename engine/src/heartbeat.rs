@@ -237,10 +237,16 @@ mod tests {
         let live = Liveness::new_for_test(&opts(100, 100));
         live.wrote(1000);
         assert!(!live.taking_backlog(None), "the platform cannot tell");
-        assert!(live.taking_backlog(Some(600)), "took 400 of 1000, 600 still queued");
+        assert!(
+            live.taking_backlog(Some(600)),
+            "took 400 of 1000, 600 still queued"
+        );
         assert!(!live.taking_backlog(Some(600)), "took nothing more since");
         live.wrote(3);
-        assert!(!live.taking_backlog(Some(0)), "took everything: no backlog, only PONGs count");
+        assert!(
+            !live.taking_backlog(Some(0)),
+            "took everything: no backlog, only PONGs count"
+        );
     }
 
     #[tokio::test(start_paused = true)]

@@ -4,6 +4,7 @@
 //! The modules, from the wire up:
 //! - [`error`]: the error type and its errno-style codes (`EADDRINUSE`, `EAGAIN`, …).
 //! - [`message`]: a message as a list of `Bytes` frames.
+//! - [`buffer_pool`]: large buffers from the system allocator (received bodies, send stages).
 //! - [`codec`]: ZMTP 3.x frame and command encoding/decoding, bounded by `maxMessageSize`.
 //! - [`greeting`]: the 64-byte ZMTP greeting.
 //! - [`handshake`]: the NULL-mechanism handshake (greeting + READY with Socket-Type checks).
@@ -22,8 +23,10 @@
 //! - [`events`]: monitor events, with zeromq.js's names.
 //! - [`shutdown`]: how tasks learn that their socket or endpoint is gone.
 
-// Public: the socket API and its types, and (for the fuzz targets and the raw-peer tests,
-// which speak the wire format directly) the codec, greeting, handshake and endpoint parser.
+// Public: the socket API and its types, large buffers (the binding allocates them too),
+// and (for the fuzz targets and the raw-peer tests, which speak the wire format directly) the
+// codec, greeting, handshake and endpoint parser.
+pub mod buffer_pool;
 pub mod codec;
 mod connection;
 mod connector;

@@ -45,6 +45,15 @@ impl Message {
     pub fn byte_len(&self) -> usize {
         self.frames.iter().map(Bytes::len).sum()
     }
+
+    /// Payload bytes of the frames shorter than `large`.
+    pub fn bytes_below(&self, large: usize) -> usize {
+        self.frames
+            .iter()
+            .map(Bytes::len)
+            .filter(|&n| n < large)
+            .sum()
+    }
 }
 
 impl From<Vec<Bytes>> for Message {

@@ -181,7 +181,10 @@ impl OptionSpec {
         if value < self.min || value > self.max {
             return Err(Error::new(
                 Code::Inval,
-                format!("Option {} must be between {} and {}, got {value}", self.name, self.min, self.max),
+                format!(
+                    "Option {} must be between {} and {}, got {value}",
+                    self.name, self.min, self.max
+                ),
             ));
         }
         Ok(())
@@ -222,18 +225,33 @@ mod tests {
 
     #[test]
     fn values_round_trip_in_spec_order() {
-        let o = SocketOptions { linger: 5, immediate: true, max_message_size: -1, ..SocketOptions::default() };
+        let o = SocketOptions {
+            linger: 5,
+            immediate: true,
+            max_message_size: -1,
+            ..SocketOptions::default()
+        };
         assert_eq!(SocketOptions::from_values(&o.to_values()).unwrap(), o);
     }
 
     #[test]
     fn a_value_out_of_range_names_its_option() {
         let mut values = SocketOptions::default().to_values();
-        let i = OPTION_SPECS.iter().position(|s| s.name == "heartbeatTimeToLive").unwrap();
+        let i = OPTION_SPECS
+            .iter()
+            .position(|s| s.name == "heartbeatTimeToLive")
+            .unwrap();
         values[i] = 6_553_501;
         let err = SocketOptions::from_values(&values).unwrap_err();
         assert_eq!(err.code, Code::Inval);
-        assert!(err.message.contains("heartbeatTimeToLive"), "{}", err.message);
-        assert!(SocketOptions::from_values(&values[1..]).is_err(), "too few values");
+        assert!(
+            err.message.contains("heartbeatTimeToLive"),
+            "{}",
+            err.message
+        );
+        assert!(
+            SocketOptions::from_values(&values[1..]).is_err(),
+            "too few values"
+        );
     }
 }

@@ -36,8 +36,20 @@ pub enum PushError {
     Closed(Message),
 }
 
+/// A pipe with a high-water mark also counts as full once it holds this many payload bytes
+/// (a message always fits an empty pipe). libzmq counts messages only, and zero-copies
+/// large ones; zeropipe copies each accepted message (its caller may reuse or detach the
+/// buffer at once), so 1 000 queued messages of 1 MiB would be 1 GiB of copies, none of it
+/// memory the buffer pool could reuse. Bounding the bytes keeps a stream of large messages
+/// inside reused, already-mapped buffers, and costs no throughput: 16 MiB is many
+/// round-trips' worth of any link. With messages up to 16 KiB the message mark (default
+/// 1 000) is reached first, so only large messages ever meet this bound.
+pub const QUEUE_BYTES_MAX: usize = 16 * 1024 * 1024;
+
 struct State {
     queue: VecDeque<Message>,
+    /// The payload bytes of `queue`.
+    bytes: usize,
     /// Messages taken by the writer but not yet known to be on the wire; `close()` with
     /// linger waits for these too.
     in_flight: usize,
@@ -90,6 +102,7 @@ impl Pipe {
         Arc::new(Pipe {
             state: Mutex::new(State {
                 queue: VecDeque::new(),
+                bytes: 0,
                 in_flight: 0,
                 reader_closed: false,
                 writer_closed: false,
@@ -112,7 +125,7 @@ impl Pipe {
 
     fn full(&self, st: &State) -> bool {
         let hwm = self.hwm.load(Ordering::Relaxed);
-        hwm != 0 && st.queue.len() >= hwm
+        hwm != 0 && (st.queue.len() >= hwm || (!st.queue.is_empty() && st.bytes >= QUEUE_BYTES_MAX))
     }
 
     /// Changes the high-water mark; a raised mark wakes a writer waiting for room.
@@ -141,6 +154,7 @@ impl Pipe {
                 return Err(PushError::Full(msg));
             }
             was_empty = st.queue.is_empty();
+            st.bytes += msg.byte_len();
             st.queue.push_back(msg);
             now_full = self.full(&st);
         }
@@ -157,7 +171,10 @@ impl Pipe {
         {
             let mut st = self.lock();
             was_empty = st.queue.is_empty();
-            st.queue.extend(msgs);
+            for m in msgs {
+                st.bytes += m.byte_len();
+                st.queue.push_back(m);
+            }
             if st.queue.is_empty() {
                 return;
             }
@@ -174,6 +191,7 @@ impl Pipe {
             let mut st = self.lock();
             let was_full = self.full(&st);
             let msg = st.queue.pop_front()?;
+            st.bytes -= msg.byte_len();
             (msg, was_full, st.queue.is_empty())
         };
         if was_full {
@@ -201,6 +219,7 @@ impl Pipe {
                 bytes += st.queue[n].byte_len();
                 n += 1;
             }
+            st.bytes -= bytes;
             out.extend(st.queue.drain(..n));
             st.in_flight += n;
             (n, was_full, self.full(&st))
@@ -239,6 +258,7 @@ impl Pipe {
         }
         match self.hwm.load(Ordering::Relaxed) {
             0 => usize::MAX,
+            _ if self.full(&st) => 0,
             hwm => hwm.saturating_sub(st.queue.len()),
         }
     }
@@ -274,6 +294,11 @@ impl Pipe {
         self.on_writable.wake(self);
     }
 
+    /// Whether the reading end is gone (a PUSH then takes the queued messages back).
+    pub fn reader_closed(&self) -> bool {
+        self.lock().reader_closed
+    }
+
     /// A pipe whose writer is gone and whose queue is drained will never yield again.
     pub fn is_finished(&self) -> bool {
         let st = self.lock();
@@ -285,6 +310,7 @@ impl Pipe {
         let (msgs, was_full) = {
             let mut st = self.lock();
             let was_full = self.full(&st);
+            st.bytes = 0;
             (std::mem::take(&mut st.queue), was_full)
         };
         if was_full {
@@ -314,6 +340,31 @@ mod tests {
 
     fn msg(s: &'static str) -> Message {
         Message::from([s.as_bytes()])
+    }
+
+    #[test]
+    fn a_pipe_with_a_mark_is_full_at_its_byte_bound_and_always_takes_one_message() {
+        let chunk = bytes::Bytes::from(vec![0u8; QUEUE_BYTES_MAX / 4]);
+        let big = || Message::from(vec![chunk.clone()]);
+        let p = Pipe::new(1000, Arc::new(Count::default()), Arc::new(Count::default()));
+        for _ in 0..4 {
+            p.try_push(big()).unwrap();
+        }
+        assert_eq!(p.room(), 0);
+        assert!(matches!(p.try_push(msg("x")), Err(PushError::Full(_))));
+        p.try_pop().unwrap();
+        assert!(p.room() > 0, "taking one makes room");
+        let huge = bytes::Bytes::from(vec![0u8; QUEUE_BYTES_MAX * 2]);
+        let empty = Pipe::new(1000, Arc::new(Count::default()), Arc::new(Count::default()));
+        assert_eq!(
+            empty.try_push(Message::from(vec![huge])).unwrap(),
+            true,
+            "an empty pipe takes any message"
+        );
+        let unlimited = Pipe::new(0, Arc::new(Count::default()), Arc::new(Count::default()));
+        for _ in 0..8 {
+            unlimited.try_push(big()).unwrap();
+        }
     }
 
     #[test]

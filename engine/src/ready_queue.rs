@@ -12,11 +12,12 @@
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
 use crate::message::Message;
 use crate::pipe::{Pipe, PushError, Wake};
-use crate::socket::readiness::Readiness;
+use crate::socket::readiness::{Readiness, WRITABLE};
+use crate::socket::Inner;
 
 /// Which end of its pipes a socket is: a PULL reads them, a PUSH writes them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -101,23 +102,37 @@ pub(crate) struct SocketEnd {
     pub(crate) readiness: Arc<Readiness>,
     pub(crate) bit: u32,
     pub(crate) queue: Arc<ReadyQueue>,
+    /// The socket itself, so that a PUSH takes back what a departed reader never read the
+    /// moment it leaves: waiting for the next send would strand those messages for good
+    /// when no send comes (an inproc PULL closed and replaced while the PUSH is quiet).
+    /// Weak: a pipe must not keep its socket alive.
+    pub(crate) owner: Weak<Inner>,
 }
 
 impl Wake for SocketEnd {
     fn wake(&self, pipe: &Arc<Pipe>) {
+        if self.bit == WRITABLE && pipe.reader_closed() {
+            if let Some(socket) = self.owner.upgrade() {
+                // Called with no lock held (pipes signal after releasing theirs), so the
+                // socket may take its own locks here.
+                socket.release_pipe(pipe);
+                return;
+            }
+        }
         self.queue.enlist(pipe);
         self.readiness.wake(self.bit);
     }
 }
 
-/// PULL: takes up to `max` messages and about `max_bytes` of payload (at least one
-/// message), one message per ready pipe in turn. A finished pipe met on the way (its writer
-/// gone, nothing left) is handed to `finished`.
+/// PULL: takes up to `max` messages and about `max_bytes` of payload in frames shorter than
+/// `large` (at least one message), one message per ready pipe in turn. A finished pipe met
+/// on the way (its writer gone, nothing left) is handed to `finished`.
 pub(crate) fn fair_queue(
     ready: &ReadyQueue,
     out: &mut Vec<Message>,
     max: usize,
     max_bytes: usize,
+    large: usize,
     mut finished: impl FnMut(Arc<Pipe>),
 ) -> usize {
     let mut taken = 0;
@@ -126,7 +141,7 @@ pub(crate) fn fair_queue(
         let Some(pipe) = ready.next() else { break };
         match pipe.try_pop() {
             Some((msg, now_empty)) => {
-                bytes = bytes.saturating_add(msg.byte_len());
+                bytes = bytes.saturating_add(msg.bytes_below(large));
                 out.push(msg);
                 taken += 1;
                 if !now_empty {
@@ -191,6 +206,7 @@ mod tests {
             readiness: Arc::new(Readiness::new()),
             bit,
             queue: queue.clone(),
+            owner: Weak::new(),
         })
     }
 
@@ -219,12 +235,15 @@ mod tests {
         }
         b.try_push(msg("b1")).unwrap();
         let mut out = Vec::new();
-        assert_eq!(fair_queue(&q, &mut out, 10, usize::MAX, |_| {}), 4);
+        assert_eq!(
+            fair_queue(&q, &mut out, 10, usize::MAX, usize::MAX, |_| {}),
+            4
+        );
         assert_eq!(out, vec![msg("a1"), msg("b1"), msg("a2"), msg("a3")]);
         assert!(q.next().is_none(), "drained pipes are no longer listed");
         a.try_push(msg("a4")).unwrap();
         assert_eq!(
-            fair_queue(&q, &mut out, 10, usize::MAX, |_| {}),
+            fair_queue(&q, &mut out, 10, usize::MAX, usize::MAX, |_| {}),
             1,
             "the next message re-lists its pipe"
         );
@@ -247,7 +266,10 @@ mod tests {
         let finished = |_p: Arc<Pipe>| {
             looked.fetch_add(1, Ordering::Relaxed);
         };
-        assert_eq!(fair_queue(&q, &mut out, 1000, usize::MAX, finished), 100);
+        assert_eq!(
+            fair_queue(&q, &mut out, 1000, usize::MAX, usize::MAX, finished),
+            100
+        );
         assert_eq!(looked.load(Ordering::Relaxed), 0);
     }
 

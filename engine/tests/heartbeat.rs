@@ -75,7 +75,10 @@ async fn a_push_that_never_runs_dry_still_sends_pings_and_keeps_its_connection()
     }
     // Taken while the peer is still connected: dropping it is a disconnect of its own.
     let events = push.take_events(4096);
-    let disconnects: Vec<_> = events.iter().filter(|e| e.kind == EventKind::Disconnect).collect();
+    let disconnects: Vec<_> = events
+        .iter()
+        .filter(|e| e.kind == EventKind::Disconnect)
+        .collect();
     // The producer may be waiting for room that a dropped connection will not make.
     producer.abort();
     drop(peer);

@@ -55,8 +55,8 @@ async fn an_inproc_push_that_disconnects_leaves_what_it_queued_to_the_pull() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_inproc_pulls_unread_messages_go_to_the_remaining_pull_when_it_closes() {
-    // The PUSH notices a closed inproc peer at its next send; what that peer never read
-    // must move to the others then, not only once every other peer is full.
+    // What the departed peer never read moves to the others, not only once every other
+    // peer is full.
     let ep = unique("inproc");
     let push = sock(SocketType::Push);
     push.bind(&ep).await.unwrap();
@@ -80,4 +80,26 @@ async fn an_inproc_pulls_unread_messages_go_to_the_remaining_pull_when_it_closes
     assert_eq!(got, ["0", "1", "2", "3", "4", "5", "6", "7"]);
     push.close().await;
     stays.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_quiet_push_hands_what_a_closed_inproc_pull_never_read_to_its_successor() {
+    // The module API's pattern: a PULL closes with a message still in its pipe, a new PULL
+    // connects, and the PUSH sends nothing more. The message must not wait for a send
+    // that never comes.
+    let ep = unique("inproc");
+    let push = sock(SocketType::Push);
+    push.bind(&ep).await.unwrap();
+    let first = sock(SocketType::Pull);
+    first.connect(&ep).unwrap();
+    push.send(msg(&[b"unread"])).await.unwrap();
+    first.close().await;
+    let second = sock(SocketType::Pull);
+    second.connect(&ep).unwrap();
+    let m = timeout(Duration::from_secs(5), recv(&second))
+        .await
+        .expect("the unread message stayed in the closed peer's pipe");
+    assert_eq!(m, msg(&[b"unread"]));
+    push.close().await;
+    second.close().await;
 }

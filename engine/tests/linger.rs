@@ -48,11 +48,19 @@ async fn closing_a_bound_push_does_not_linger_for_messages_no_peer_can_take() {
     push.enable_events();
     let ep = push.bind("tcp://127.0.0.1:*").await.unwrap();
     let (peer, _buf, _dec) = connect_raw(&ep, SocketType::Pull).await;
-    // Far more than the kernel buffers hold, and the peer never reads.
+    // Until the queue is full (beyond what the kernel buffers hold): the peer never reads.
     let big = Bytes::from(vec![1u8; 64 * 1024]);
-    for _ in 0..600 {
-        push.send(Message::from(vec![big.clone()])).await.unwrap();
+    let mut queued = 0;
+    while let Ok(sent) = timeout(
+        Duration::from_millis(300),
+        push.send(Message::from(vec![big.clone()])),
+    )
+    .await
+    {
+        sent.unwrap();
+        queued += 1;
     }
+    assert!(queued > 100, "only {queued} messages were queued");
     drop(peer);
     let gone = timeout(Duration::from_secs(5), async {
         loop {

@@ -280,17 +280,19 @@ impl Socket {
 
     /// Takes up to `max` messages, fair-queued over the peers, without waiting.
     pub fn try_recv_batch(&self, out: &mut Vec<Message>, max: usize) -> Result<usize> {
-        self.try_recv_batch_bytes(out, max, usize::MAX)
+        self.try_recv_batch_bytes(out, max, usize::MAX, usize::MAX)
     }
 
     /// Like [`Socket::try_recv_batch`], but stops once the messages taken hold `max_bytes`
-    /// of payload (always taking at least one): the Node binding copies a batch into one
-    /// buffer, and every message handed out keeps that buffer alive.
+    /// in frames shorter than `large` (always taking at least one message): the Node binding
+    /// copies those into one buffer, which every message handed out keeps alive, while
+    /// larger frames go to JS as they are and cost no copy.
     pub fn try_recv_batch_bytes(
         &self,
         out: &mut Vec<Message>,
         max: usize,
         max_bytes: usize,
+        large: usize,
     ) -> Result<usize> {
         if self.inner.kind != SocketType::Pull {
             return Err(Error::new(
@@ -301,9 +303,14 @@ impl Socket {
         if self.is_closed() {
             return Err(Error::closed());
         }
-        Ok(fair_queue(&self.inner.ready, out, max, max_bytes, |done| {
-            self.inner.forget_finished(&done)
-        }))
+        Ok(fair_queue(
+            &self.inner.ready,
+            out,
+            max,
+            max_bytes,
+            large,
+            |done| self.inner.forget_finished(&done),
+        ))
     }
 
     /// Receives one message, waiting up to `receiveTimeout` (then `EAGAIN`).

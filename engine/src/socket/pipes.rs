@@ -47,7 +47,7 @@ impl Pipes {
 
 impl Inner {
     /// The socket's end of a new pipe: a signal from the far end lists the pipe as ready.
-    pub(crate) fn side(&self) -> Arc<SocketEnd> {
+    pub(crate) fn side(self: &Arc<Self>) -> Arc<SocketEnd> {
         let bit = match self.kind {
             SocketType::Push => WRITABLE,
             SocketType::Pull => READABLE,
@@ -56,11 +56,12 @@ impl Inner {
             readiness: self.readiness.clone(),
             bit,
             queue: self.ready.clone(),
+            owner: Arc::downgrade(self),
         })
     }
 
     /// A pipe between this socket and a connection task that waits on `conn`.
-    pub(crate) fn new_pipe(&self, opts: &SocketOptions, conn: Arc<Notify>) -> Arc<Pipe> {
+    pub(crate) fn new_pipe(self: &Arc<Self>, opts: &SocketOptions, conn: Arc<Notify>) -> Arc<Pipe> {
         match self.kind {
             SocketType::Push => Pipe::new(opts.send_high_water_mark as usize, conn, self.side()),
             SocketType::Pull => Pipe::new(opts.receive_high_water_mark as usize, self.side(), conn),

@@ -143,20 +143,25 @@ impl ReadHalf {
     /// not on what the runtime has noticed yet: after a stall of this thread, tokio's
     /// readiness is stale until its driver runs again (and its own `try_read` trusts that
     /// readiness), so this asks the socket itself.
-    pub fn read_now(&self, buf: &mut bytes::BytesMut) -> io::Result<usize> {
+    pub fn read_now<B: bytes::BufMut>(&self, buf: &mut B) -> io::Result<usize> {
         let sock = match self {
             Self::Tcp(s) => socket2::SockRef::from(s.as_ref()),
             #[cfg(unix)]
             Self::Unix(s) => socket2::SockRef::from(s.as_ref()),
         };
-        let spare = buf.spare_capacity_mut();
-        if spare.is_empty() {
-            return Err(io::Error::new(io::ErrorKind::InvalidInput, "no room to read into"));
+        if !buf.has_remaining_mut() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "no room to read into",
+            ));
         }
+        let dst = buf.chunk_mut();
+        // SAFETY: the slice is only written (by `recv`), never read, as `UninitSlice` asks.
+        let spare = unsafe { dst.as_uninit_slice_mut() };
         // The socket is non-blocking (tokio made it so): this returns at once.
         let n = sock.recv(spare)?;
-        // SAFETY: `recv` initialised the first `n` bytes of the spare capacity.
-        unsafe { buf.set_len(buf.len() + n) };
+        // SAFETY: `recv` initialised the first `n` bytes of that chunk.
+        unsafe { buf.advance_mut(n) };
         Ok(n)
     }
 
