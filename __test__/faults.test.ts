@@ -29,11 +29,8 @@
 import assert from "node:assert/strict";
 import { afterEach, describe, it, type TestContext } from "node:test";
 
-import { Pull, Push } from "zeropipe";
-
 import { FaultProxy } from "./helpers/fault-proxy";
-import { uniqueTcp } from "./helpers/peer";
-import { Ledger, nowUs, PyzmqSeqPeer, runsOf, ZeropipeReceiver, ZeropipeSender, ZmtpIds, type SeqSender } from "./helpers/seq";
+import { killAllSeqPeers, Ledger, nowUs, runsOf, SeqPeer, ZmtpIds, type SeqSender } from "./helpers/seq";
 
 const RATE = 1000; // messages per second, per pair
 const BURST = 10; // token bucket: at most 10 ms worth of messages at once
@@ -57,18 +54,20 @@ type SocketOpts = Record<string, number>;
 /**
  * One side-by-side half: the socket under test (ours, or the reference pyzmq one), a proxy,
  * and the pyzmq peer at the other end, which is the process the faults stop or kill.
- * Whoever binds, binds `address`; the proxy forwards to it; the other connects to the proxy.
+ * Whoever binds takes an ephemeral port, `address`; the proxy forwards to it; the other
+ * connects to the proxy. A restarted peer binds `address` again.
+ * Both the socket under test and the peer are processes of their own (helpers/seq.ts), so
+ * ours and libzmq run alike, away from the proxies' work in this process.
  */
 class Pair {
   readonly ledger = new Ledger();
-  peer!: PyzmqSeqPeer;
+  peer!: SeqPeer;
   proxy!: FaultProxy;
   sender!: SeqSender;
   /** µs: when the fault ended for this pair. */
   healedAt = 0;
-  private readonly address = uniqueTcp();
-  private readonly ours: Array<Push | Pull> = [];
-  private readonly peers: PyzmqSeqPeer[] = [];
+  private address = "tcp://127.0.0.1:0";
+  private readonly processes: SeqPeer[] = [];
   private incarnation = 0;
   /** The message stream of each proxied connection, as the proxy read it from the sender. */
   private readonly streams = new Map<number, ZmtpIds>();
@@ -97,9 +96,10 @@ class Pair {
     const role = this.peerRole;
     this.peer =
       this.topology === "connect"
-        ? await PyzmqSeqPeer.start(role, "bind", this.address, this.options(role), this.ledger, SIZE, first)
-        : await PyzmqSeqPeer.start(role, "connect", this.proxy.endpoint, this.options(role), this.ledger, SIZE, first);
-    this.peers.push(this.peer);
+        ? await SeqPeer.start("pyzmq", role, "bind", this.address, this.options(role), this.ledger, SIZE, first)
+        : await SeqPeer.start("pyzmq", role, "connect", this.proxy.endpoint, this.options(role), this.ledger, SIZE, first);
+    this.processes.push(this.peer);
+    if (this.topology === "connect") this.address = this.peer.endpoint;
     if (this.direction === "b") this.sender = this.peer;
   }
 
@@ -107,18 +107,11 @@ class Pair {
     const role = this.direction === "a" ? "push" : "pull";
     const bind = this.topology === "bind";
     const where = bind ? this.address : this.proxy.endpoint;
-    if (this.impl === "libzmq") {
-      const tested = await PyzmqSeqPeer.start(role, bind ? "bind" : "connect", where, this.options(role), this.ledger, SIZE);
-      this.peers.push(tested);
-      if (role === "push") this.sender = tested;
-      return;
-    }
-    const socket = role === "push" ? new Push({ ...this.options(role), linger: 0 }) : new Pull({ ...this.options(role), linger: 0 });
-    this.ours.push(socket);
-    if (bind) await socket.bind(where);
-    else socket.connect(where);
-    if (socket instanceof Push) this.sender = new ZeropipeSender(socket, this.ledger, SIZE);
-    else new ZeropipeReceiver(socket, this.ledger);
+    const kind = this.impl === "libzmq" ? "pyzmq" : "zeropipe";
+    const tested = await SeqPeer.start(kind, role, bind ? "bind" : "connect", where, this.options(role), this.ledger, SIZE);
+    this.processes.push(tested);
+    if (bind) this.address = tested.endpoint;
+    if (role === "push") this.sender = tested;
   }
 
   /** The proxy direction the messages take: "up" when the sender is the one connecting. */
@@ -159,13 +152,7 @@ class Pair {
   }
 
   async close(): Promise<void> {
-    await Promise.all(this.peers.map((p) => p.kill()));
-    await Promise.all(
-      this.ours.map((s) => {
-        s.linger = 0;
-        return s.close();
-      }),
-    );
+    await Promise.all(this.processes.map((p) => p.kill()));
     await this.proxy?.close();
   }
 
@@ -243,6 +230,9 @@ type Fault =
 const live: Pair[] = [];
 afterEach(async () => {
   await Promise.all(live.splice(0).map((p) => p.close()));
+  // Whatever a failed setup left behind: a peer process waits for its stdin to close, and
+  // its pipes would keep this process alive.
+  await killAllSeqPeers();
 });
 
 /** Waits until every pair has received something (the connections are up and flowing). */
@@ -284,7 +274,9 @@ async function runScenario(t: TestContext, direction: Direction, fault: Fault, h
     for (const impl of ["zeropipe", "libzmq"] as const) pairs.push(new Pair(impl, direction, topology, extra));
   }
   live.push(...pairs);
-  await Promise.all(pairs.map((p) => p.setup()));
+  // Every setup runs to its end before a failure is thrown, so nothing starts after cleanup.
+  const setups = await Promise.allSettled(pairs.map((p) => p.setup()));
+  for (const s of setups) if (s.status === "rejected") throw s.reason;
 
   for (const p of pairs) p.sender.start(RATE, BURST);
   await flowing(pairs);

@@ -1,7 +1,8 @@
 // Sequence-numbered traffic for the fault tests (faults.test.ts): senders that number their
 // messages and send them at a steady rate, receivers that record which numbers arrived and
-// when, and a ledger per pair that compares the two. Each side is either our Push/Pull (in
-// this process) or a pyzmq (libzmq) peer (peers/pyzmq_seq_peer.py, a child process).
+// when, and a ledger per pair that compares the two. Each side is a child process speaking
+// one line protocol (see peers/pyzmq_seq_peer.py): a pyzmq (libzmq) socket, or our Push/Pull
+// (peers/zeropipe_seq_peer.mjs), so both implementations run the same way.
 //
 // A message is one frame of `size` bytes: the sequence number as a big-endian uint64, then
 // zeros. Times are CLOCK_MONOTONIC microseconds on both sides (nowUs()).
@@ -10,14 +11,10 @@ import { spawn, type ChildProcess } from "node:child_process";
 import * as path from "node:path";
 import { createInterface } from "node:readline";
 
-import { type Pull, type Push } from "zeropipe";
-
 import { pythonPath } from "./peer";
 
 /** CLOCK_MONOTONIC in µs: the clock the pyzmq peers stamp with (time.monotonic_ns()). */
 export const nowUs = (): number => Number(process.hrtime.bigint() / 1000n);
-
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 /** What one pair's sender accepted and receiver got, and the comparison of the two. */
 export class Ledger {
@@ -127,12 +124,6 @@ export function runsOf(ids: number[], limit = 8): string {
   return runs.length > limit ? `${runs.slice(0, limit).join(",")},… (${runs.length} runs)` : runs.join(",");
 }
 
-export function encodeSeq(id: number, size: number): Buffer {
-  const msg = Buffer.alloc(size);
-  msg.writeBigUInt64BE(BigInt(id), 0);
-  return msg;
-}
-
 export function decodeSeq(frame: Buffer): number {
   return Number(frame.readBigUInt64BE(0));
 }
@@ -144,104 +135,33 @@ export interface SeqSender {
   stop(): Promise<void>;
 }
 
-/**
- * Our Push as a paced sender, with the same pacing as pyzmq_seq_peer.py: a token bucket,
- * and a send that cannot be accepted (high-water mark) waits without earning more than
- * `burst` tokens meanwhile. A message counts as accepted when send() resolves.
- */
-export class ZeropipeSender implements SeqSender {
-  private running: Promise<void> | null = null;
-  private sending = false;
-  private next: number;
-
-  constructor(
-    private readonly push: Push,
-    private readonly ledger: Ledger,
-    private readonly size: number,
-    first = 0,
-  ) {
-    this.next = first;
-    // A send blocked on the high-water mark gives up after this and is tried again, so
-    // stop() never waits on a send that cannot complete; a timed-out send was not accepted.
-    push.sendTimeout = 100;
-  }
-
-  start(rate: number, burst: number): void {
-    this.sending = true;
-    this.running = this.run(rate, burst);
-  }
-
-  private async run(rate: number, burst: number): Promise<void> {
-    let tokens = 1;
-    let last = performance.now();
-    while (this.sending) {
-      const t = performance.now();
-      tokens = Math.min(burst, tokens + ((t - last) / 1000) * rate);
-      last = t;
-      if (tokens < 1) {
-        await sleep(((1 - tokens) / rate) * 1000);
-        continue;
-      }
-      const id = this.next;
-      try {
-        await this.push.send(encodeSeq(id, this.size));
-      } catch (err) {
-        if ((err as { code?: string }).code === "EAGAIN") continue;
-        if (this.push.closed) return;
-        throw err;
-      }
-      this.ledger.accept(id, nowUs());
-      this.next += 1;
-      tokens -= 1;
-    }
-  }
-
-  async stop(): Promise<void> {
-    this.sending = false;
-    await this.running;
-  }
-}
-
-/** Our Pull as a receiver: records every id with the time JS got it. */
-export class ZeropipeReceiver {
-  private readonly running: Promise<void>;
-
-  constructor(
-    private readonly pull: Pull,
-    private readonly ledger: Ledger,
-  ) {
-    this.running = this.run();
-  }
-
-  private async run(): Promise<void> {
-    for (;;) {
-      let msg: Buffer[];
-      try {
-        msg = await this.pull.receive();
-      } catch (err) {
-        if (this.pull.closed) return;
-        throw err;
-      }
-      this.ledger.receive([decodeSeq(msg[0]!)], nowUs());
-    }
-  }
-
-  /** Settles once the Pull is closed (rejects if receiving failed otherwise). */
-  done(): Promise<void> {
-    return this.running;
-  }
-}
-
 const live = new Set<ChildProcess>();
 process.on("exit", () => {
   for (const child of live) child.kill("SIGKILL");
 });
 
+/** SIGKILLs every peer process still running and waits until they are gone. */
+export async function killAllSeqPeers(): Promise<void> {
+  await Promise.all(
+    [...live].map(
+      (child) =>
+        new Promise<void>((resolve) => {
+          if (child.exitCode !== null || child.signalCode !== null) return resolve();
+          child.once("exit", () => resolve());
+          child.kill("SIGKILL");
+        }),
+    ),
+  );
+}
+
+export type SeqPeerKind = "pyzmq" | "zeropipe";
+
 /**
- * A pyzmq PUSH or PULL speaking pyzmq_seq_peer.py's protocol. Its reports go to `ledger`
- * as they happen, so what it accepted or received before a SIGKILL is kept.
+ * A PUSH or PULL peer process (pyzmq or zeropipe) speaking pyzmq_seq_peer.py's protocol.
+ * Its reports go to `ledger` as they happen, so what it accepted or received before a
+ * SIGKILL is kept.
  */
-export class PyzmqSeqPeer implements SeqSender {
+export class SeqPeer implements SeqSender {
   endpoint = "";
   readonly child: ChildProcess;
   readonly exited: Promise<void>;
@@ -251,12 +171,17 @@ export class PyzmqSeqPeer implements SeqSender {
   private exitedNow = false;
 
   private constructor(
+    readonly kind: SeqPeerKind,
     readonly role: "push" | "pull",
     private readonly ledger: Ledger,
     private readonly first: number,
     args: string[],
   ) {
-    this.child = spawn(pythonPath(), args, { stdio: ["pipe", "pipe", "pipe"], env: { ...process.env, PYTHONUNBUFFERED: "1" } });
+    const peers = path.resolve(__dirname, "..", "peers");
+    // Plain node for ours: the test's own --import/--test flags must not leak into the peer.
+    const [command, script] =
+      kind === "pyzmq" ? [pythonPath(), path.join(peers, "pyzmq_seq_peer.py")] : [process.execPath, path.join(peers, "zeropipe_seq_peer.mjs")];
+    this.child = spawn(command, [script, ...args], { stdio: ["pipe", "pipe", "pipe"], env: { ...process.env, PYTHONUNBUFFERED: "1" } });
     live.add(this.child);
     this.child.stdin!.on("error", () => {});
     this.child.stderr!.setEncoding("utf8");
@@ -275,6 +200,7 @@ export class PyzmqSeqPeer implements SeqSender {
 
   /** Spawns a peer and waits for its socket to be bound or connecting. */
   static async start(
+    kind: SeqPeerKind,
     role: "push" | "pull",
     mode: "bind" | "connect",
     address: string,
@@ -282,9 +208,8 @@ export class PyzmqSeqPeer implements SeqSender {
     ledger: Ledger,
     size: number,
     first = 0,
-  ): Promise<PyzmqSeqPeer> {
-    const script = path.resolve(__dirname, "..", "peers", "pyzmq_seq_peer.py");
-    const peer = new PyzmqSeqPeer(role, ledger, first, [script, role, mode, address, JSON.stringify(options), String(size), String(first)]);
+  ): Promise<SeqPeer> {
+    const peer = new SeqPeer(kind, role, ledger, first, [role, mode, address, JSON.stringify(options), String(size), String(first)]);
     let timer: NodeJS.Timeout | undefined;
     try {
       await new Promise<void>((resolve, reject) => {
@@ -305,7 +230,7 @@ export class PyzmqSeqPeer implements SeqSender {
   }
 
   private error(what: string): Error {
-    return new Error(`pyzmq ${this.role} peer (pid ${this.child.pid}): ${what}\nstderr: ${this.stderr.trim() || "(empty)"}`);
+    return new Error(`${this.kind} ${this.role} peer (pid ${this.child.pid}): ${what}\nstderr: ${this.stderr.trim() || "(empty)"}`);
   }
 
   private onLine(line: string): void {
@@ -334,7 +259,8 @@ export class PyzmqSeqPeer implements SeqSender {
         return;
       }
       default:
-        throw this.error(`unexpected line ${JSON.stringify(line)}`);
+        // Kept with stderr for the error text; throwing here would crash the test process.
+        this.stderr += `\n[unexpected stdout line] ${line}`;
     }
   }
 
