@@ -215,6 +215,54 @@ describe("the fault-injection TCP proxy", { timeout: 60_000 }, () => {
     assert.match(c.error!, /^(ECONNRESET|EPIPE)$/);
   });
 
+  it("sinkOnFailure: when one side dies its peer gets a FIN, not an RST, and everything the peer still sends reaches the tap", { timeout: 10_000 }, async () => {
+    const target = await Target.start();
+    cleanups.push(() => target.close());
+    const tapped = new Map<number, Buffer[]>();
+    const proxy = await FaultProxy.start({
+      target: target.address,
+      sinkOnFailure: true,
+      tap: (conn, direction, chunk) => {
+        if (direction !== "up") return;
+        if (!tapped.has(conn)) tapped.set(conn, []);
+        tapped.get(conn)!.push(chunk);
+      },
+    });
+    cleanups.push(() => proxy.close());
+    const after = randomBytes(1 << 20);
+
+    // The target resets the connection (a process killed with unread bytes does).
+    const a = await client(proxy);
+    a.socket.write("x");
+    await until(() => target.conns.length === 1 && target.received(0).length === 1, "the first connection");
+    target.conns[0]!.socket.write("last words");
+    await pause(50);
+    target.conns[0]!.socket.resetAndDestroy();
+    await until(() => a.ended, "the client to see a FIN");
+    assert.equal(Buffer.concat(a.data).toString(), "last words");
+    a.socket.end(after);
+    await until(() => a.closed, "the proxy to close the drained client");
+    assert.equal(a.error, null, "the client was reset");
+    assert.ok(Buffer.concat(tapped.get(1)!).equals(Buffer.concat([Buffer.from("x"), after])), "the tap missed bytes the client sent after the target died");
+
+    // The target closes (FIN), and the client's next bytes make its kernel answer with an
+    // RST: the proxy's write to it fails.
+    const b = await client(proxy);
+    b.socket.write("y");
+    await until(() => target.conns.length === 2 && target.received(1).length === 1, "the second connection");
+    target.conns[1]!.socket.destroy();
+    await until(() => b.ended, "the client to see the target's FIN");
+    for (let i = 0; i < after.length; i += 65536) {
+      b.socket.write(after.subarray(i, i + 65536));
+      await pause(5);
+    }
+    b.socket.end();
+    await until(() => b.closed, "the proxy to close the drained client");
+    assert.equal(b.error, null, "the client was reset");
+    assert.ok(Buffer.concat(tapped.get(2)!).equals(Buffer.concat([Buffer.from("y"), after])), "the tap missed bytes the client sent after the target died");
+    await until(() => proxy.stats.open === 0, "the proxy to forget both connections");
+  });
+
   it("delay(ms) holds each chunk that long, in order", { timeout: 10_000 }, async () => {
     const { target, proxy } = await setup();
     proxy.delay(200);

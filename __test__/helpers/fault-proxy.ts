@@ -34,6 +34,13 @@
 // an RST that follows data as an end-of-stream when the read that got the data came up
 // short, so such an RST may be passed on as a FIN.)
 //
+// An RST makes the receiving kernel throw away what its socket had not sent yet, so with it
+// no one can tell what a process wrote into a connection from what it never wrote. With
+// `sinkOnFailure`, once one side of an established connection fails (an RST from it, or a
+// write to it that fails, as when its process was killed), the other side gets its bytes
+// and then a FIN instead, and whatever it still sends is read (the tap sees it) and thrown
+// away until it closes: everything that left the surviving process reaches the tap.
+//
 // TCP on loopback after a long stall: a sender whose receiver stopped reading ends up
 // probing a zero window, or retransmitting segments the full receive buffer dropped, with
 // exponential backoff; after heal() it resumes only at its next probe or retransmission, up
@@ -62,6 +69,8 @@ export interface FaultProxyOptions {
    * target; `conn` numbers the connections from 1 in the order they were accepted.
    */
   tap?: (conn: number, direction: Direction, chunk: Buffer) => void;
+  /** See the file's header: a failed side's peer gets a FIN and is drained, not reset. */
+  sinkOnFailure?: boolean;
 }
 
 /** How far one direction of one connection got, in bytes from its start. */
@@ -151,6 +160,8 @@ class Flow {
   private failed = false;
   private finished = false;
   private salvaging = false;
+  /** The destination is gone (sinkOnFailure): what `src` sends is read and thrown away. */
+  private sinking = false;
   private timer: NodeJS.Timeout | null = null;
   /** Bytes read from `src` and handed to `dst`'s kernel, since the connection began. */
   readBytes = 0;
@@ -184,6 +195,7 @@ class Flow {
   private enqueue(data: Buffer): void {
     this.readBytes += data.length;
     this.conn.proxy.tap?.(this.conn.id, this.direction, data);
+    if (this.sinking) return;
     this.queue.push({ data, due: performance.now() + this.conn.proxy.delayMs });
     this.queued += data.length;
     if (this.queued >= QUEUE_HIGH) this.src.pause();
@@ -208,6 +220,14 @@ class Flow {
   /** Forward what is due, one chunk in the destination's hands at a time. */
   pump(): void {
     if (this.finished || this.conn.stalled || this.writing) return;
+    if (this.sinking) {
+      // Drained to its end: the source closed (FIN) or failed; nothing is left to pass on.
+      if (this.ended || this.failed) {
+        this.finished = true;
+        this.src.destroy();
+      }
+      return;
+    }
     if (!this.conn.upstreamReady) {
       // The target was never reached (refused, or the client gave up first): nothing to
       // pass on, only the failure.
@@ -233,7 +253,7 @@ class Flow {
       this.dst.write(head.data, (err) => {
         this.writing = false;
         if (err) {
-          this.conn.fail();
+          this.conn.fail(this.dst);
           return;
         }
         this.writtenBytes += head.data.length;
@@ -244,7 +264,7 @@ class Flow {
     }
     if (this.failed) {
       this.finished = true;
-      this.conn.fail();
+      this.conn.fail(this.src);
     } else if (this.ended) {
       this.finished = true;
       this.dst.end();
@@ -258,6 +278,28 @@ class Flow {
     this.queued = 0;
     this.finished = true;
   }
+
+  /** sinkOnFailure: `dst` is gone; read `src` to its end and throw it away. */
+  sink(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    this.queue.length = 0;
+    this.queued = 0;
+    this.sinking = true;
+    this.src.resume();
+    this.pump();
+  }
+
+  /** sinkOnFailure: `src` is gone; pass on what is queued, then a FIN. */
+  endSource(): void {
+    this.ended = true;
+    this.failed = false;
+    this.pump();
+  }
+
+  get isFinished(): boolean {
+    return this.finished;
+  }
 }
 
 class Connection {
@@ -267,6 +309,8 @@ class Connection {
   private readonly up: Flow;
   private readonly down: Flow;
   private closed = false;
+  /** sinkOnFailure: the side that failed, while the other is being drained. */
+  private dead: net.Socket | null = null;
   /** The client's port (its socket is clientPort>proxyPort), fixed at accept. */
   private readonly clientPort: number;
   /** The proxy's port towards the target, once connected. */
@@ -356,8 +400,24 @@ class Connection {
     };
   }
 
-  /** Something broke (an RST, a refused connect, a write error) or drop(): reset both sides. */
-  fail(): void {
+  /**
+   * Something broke (an RST, a refused connect, a write error) or drop(): reset both sides.
+   * With sinkOnFailure, when `dead` (the side that failed) was connected, its peer is ended
+   * and drained instead (see the file's header).
+   */
+  fail(dead?: net.Socket): void {
+    // A late error from the side already gone (a write to it that was under way) changes nothing.
+    if (this.dead && dead === this.dead) return;
+    if (dead && this.proxy.sinkOnFailure && this.upstreamReady && !this.dead) {
+      this.dead = dead;
+      const [into, from] = dead === this.upstream ? [this.up, this.down] : [this.down, this.up];
+      reset(dead);
+      into.sink();
+      // The survivor gets what the dead side sent before it failed, then a FIN.
+      if (!from.isFinished) from.endSource();
+      else if (!into.src.writableEnded) into.src.end();
+      return;
+    }
     this.up.clear();
     this.down.clear();
     reset(this.client);
@@ -385,6 +445,7 @@ export class FaultProxy {
   readonly stats: ProxyStats = { accepted: 0, open: 0, bytesUp: 0, bytesDown: 0 };
   delayMs = 0;
   readonly tap: FaultProxyOptions["tap"];
+  readonly sinkOnFailure: boolean;
   private stalledNow = false;
   private readonly server: net.Server;
   private readonly connections = new Set<Connection>();
@@ -395,6 +456,7 @@ export class FaultProxy {
   private constructor(options: FaultProxyOptions) {
     this.target = parseTarget(options.target);
     this.tap = options.tap;
+    this.sinkOnFailure = options.sinkOnFailure ?? false;
     this.server = net.createServer({ allowHalfOpen: true, pauseOnConnect: true }, (client) => {
       this.stats.accepted += 1;
       this.stats.open += 1;

@@ -50,6 +50,16 @@ export class Ledger {
     return this.arrivedAt.size;
   }
 
+  /** When `id` was accepted (µs), if it was. */
+  acceptedAtOf(id: number): number | undefined {
+    return this.acceptedAt.get(id);
+  }
+
+  /** The accept time (µs) of every accepted message. */
+  acceptedTimes(): IterableIterator<number> {
+    return this.acceptedAt.values();
+  }
+
   /** Accepted ids that never arrived. */
   get lost(): number {
     let n = 0;
@@ -98,6 +108,21 @@ export class Ledger {
       }
     }
     return best;
+  }
+
+  /**
+   * ms from `t` to the arrival of the last message accepted before `t` (everything the
+   * sender held at `t` was through); null if one of them never arrived.
+   */
+  backlogDeliveredAfter(t: number): number | null {
+    let last = t;
+    for (const [id, at] of this.acceptedAt) {
+      if (at >= t) continue;
+      const arrived = this.arrivedAt.get(id);
+      if (arrived === undefined) return null;
+      if (arrived > last) last = arrived;
+    }
+    return (last - t) / 1000;
   }
 
   /** Resolves at the next receive (or after `ms`). */
@@ -163,11 +188,14 @@ export type SeqPeerKind = "pyzmq" | "zeropipe";
  */
 export class SeqPeer implements SeqSender {
   endpoint = "";
+  /** Every connection of this peer's socket that ended: when (µs, as seen by the peer) and why. */
+  readonly disconnects: Array<{ at: number; why: string }> = [];
   readonly child: ChildProcess;
   readonly exited: Promise<void>;
   private stderr = "";
   private ready: { resolve: () => void; reject: (e: Error) => void } | null = null;
   private stopped: (() => void) | null = null;
+  private acked: { verb: string; resolve: (t: number) => void } | null = null;
   private exitedNow = false;
 
   private constructor(
@@ -248,6 +276,16 @@ export class SeqPeer implements SeqSender {
         this.stopped?.();
         this.stopped = null;
         return;
+      case "paused":
+      case "resumed":
+        if (this.acked?.verb === verb) {
+          this.acked.resolve(Number(a));
+          this.acked = null;
+        }
+        return;
+      case "d":
+        this.disconnects.push({ at: Number(a), why: line.split(" ").slice(2).join(" ") });
+        return;
       case "r": {
         const ids: number[] = [];
         for (const run of b!.split(",")) {
@@ -273,6 +311,24 @@ export class SeqPeer implements SeqSender {
     return new Promise((resolve) => {
       this.stopped = resolve;
       this.child.stdin!.write("stop\n");
+    });
+  }
+
+  /** pull: stop calling receive() (an application busy elsewhere); resolves with the peer's time (µs). */
+  pause(): Promise<number> {
+    return this.command("pause", "paused");
+  }
+
+  /** pull: receive again; resolves with the peer's time (µs). */
+  resume(): Promise<number> {
+    return this.command("resume", "resumed");
+  }
+
+  private command(line: string, verb: string): Promise<number> {
+    if (this.exitedNow) return Promise.reject(this.error(`exited before ${line}`));
+    return new Promise((resolve) => {
+      this.acked = { verb, resolve };
+      this.child.stdin!.write(`${line}\n`);
     });
   }
 
@@ -309,6 +365,9 @@ export class ZmtpIds {
   private base = 0;
   private greeted = false;
 
+  /** `onCommand` hears the name of every command frame (READY, PING, PONG, ...) as it is read. */
+  constructor(private readonly onCommand?: (name: string) => void) {}
+
   feed(chunk: Buffer): void {
     this.buf = this.buf.length ? Buffer.concat([this.buf, chunk]) : chunk;
     let at = 0;
@@ -328,6 +387,9 @@ export class ZmtpIds {
       if ((flags & 0x04) === 0 && size >= 8) {
         this.ids.push(decodeSeq(this.buf.subarray(at + head, at + head + 8)));
         this.ends.push(this.base + at + head + size);
+      } else if ((flags & 0x04) !== 0 && size >= 1 && this.onCommand) {
+        const nameLength = this.buf[at + head]!;
+        this.onCommand(this.buf.toString("latin1", at + head + 1, at + head + 1 + Math.min(nameLength, size - 1)));
       }
       at += head + size;
     }

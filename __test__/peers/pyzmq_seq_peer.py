@@ -23,6 +23,12 @@ Line protocol (one command or event per line):
   peer -> test  stopped <count>
   peer -> test  r <t_us> <ids>          pull: messages received in one wake-up at t_us;
                                         ids as comma-separated runs "a-b" or "a"
+  test -> peer  pause                   pull: stop receiving (the application is busy)
+  peer -> test  paused <t_us>
+  test -> peer  resume                  pull: receive again
+  peer -> test  resumed <t_us>
+  peer -> test  d <t_us> <why>          a connection of the socket ended (libzmq's
+                                        ZMQ_EVENT_DISCONNECTED, seen at t_us)
   test -> peer  close                   close with linger 0 and exit 0 (EOF on stdin too)
 """
 
@@ -33,6 +39,7 @@ import sys
 import time
 
 import zmq
+from zmq.utils.monitor import recv_monitor_message
 
 from pyzmq_peer import StdinLines, apply_options, die, emit, libzmq_address
 
@@ -72,6 +79,7 @@ def main(argv):
     ctx = zmq.Context()
     sock = ctx.socket(zmq.PUSH if role == "push" else zmq.PULL)
     apply_options(sock, role, options)
+    monitor = sock.get_monitor_socket(zmq.EVENT_DISCONNECTED)
     try:
         if mode == "bind":
             sock.bind(libzmq_address(address))
@@ -86,6 +94,7 @@ def main(argv):
     stdin = StdinLines()
     poller = zmq.Poller()
     poller.register(0, zmq.POLLIN)
+    poller.register(monitor, zmq.POLLIN)
     padding = b"\0" * (size - 8)
 
     sending = False
@@ -95,9 +104,14 @@ def main(argv):
     last = 0.0
     seq = first
     count = 0
+    paused = False
+
+    def finish():
+        ctx.destroy(linger=0)
+        os._exit(0)
 
     while True:
-        want = zmq.POLLIN if role == "pull" else 0
+        want = zmq.POLLIN if role == "pull" and not paused else 0
         timeout = None
         if sending:
             t = time.monotonic()
@@ -120,16 +134,27 @@ def main(argv):
                 elif verb == "stop" and role == "push":
                     sending = False
                     emit("stopped %d" % count)
+                elif verb == "pause" and role == "pull":
+                    paused = True
+                    emit("paused %d" % now_us())
+                elif verb == "resume" and role == "pull":
+                    paused = False
+                    emit("resumed %d" % now_us())
                 elif verb == "close":
-                    sock.close(linger=0)
-                    ctx.term()
-                    os._exit(0)
+                    finish()
                 else:
                     die("unknown command %r" % line)
             if stdin.eof:
-                sock.close(linger=0)
-                ctx.term()
-                os._exit(0)
+                finish()
+
+        if events.get(monitor):
+            while True:
+                try:
+                    event = recv_monitor_message(monitor, zmq.NOBLOCK)
+                except zmq.Again:
+                    break
+                if event["event"] == zmq.EVENT_DISCONNECTED:
+                    emit("d %d disconnected" % now_us())
 
         if role == "pull" and events.get(sock, 0) & zmq.POLLIN:
             t = now_us()

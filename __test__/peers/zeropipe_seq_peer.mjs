@@ -7,6 +7,9 @@
 // A message counts as accepted when send() resolves. A send waiting on the high-water mark
 // gives up after 100 ms (sendTimeout) and is tried again, so `stop` never waits on a send
 // that cannot complete; a send that timed out was not accepted.
+//
+// `pause`/`resume` (pull) stop and restart calling receive(), as a busy application would;
+// every `disconnect` event of the socket is reported as `d <t_us> <code> <message>`.
 
 import { Pull, Push } from "zeropipe";
 
@@ -36,6 +39,9 @@ try {
 } catch (err) {
   die(`${mode} ${address} failed: ${err.message}`, 3);
 }
+socket.events.on("disconnect", (event) => {
+  emit(`d ${nowUs()} ${event.error?.code ?? "-"} ${event.error?.message ?? "end of stream"}`.replace(/\n/g, " "));
+});
 emit(`ready ${mode === "bind" ? socket.lastEndpoint : address}`);
 
 let sending = false;
@@ -68,6 +74,9 @@ async function send(rate, burst) {
   }
 }
 
+/** While the application "is busy": resolved by `resume`. */
+let paused = null;
+
 async function receive() {
   // Messages that arrive together (one receive batch) are reported on one line, stamped
   // with the time the first of them reached JS.
@@ -78,6 +87,7 @@ async function receive() {
     pending = [];
   };
   for (;;) {
+    if (paused) await paused.promise;
     let frames;
     try {
       frames = await socket.receive();
@@ -118,6 +128,18 @@ process.stdin.on("data", (chunk) => {
     } else if (verb === "stop" && role === "push") {
       sending = false;
       Promise.resolve(running).then(() => emit(`stopped ${count}`));
+    } else if (verb === "pause" && role === "pull") {
+      if (!paused) {
+        let resolve;
+        const promise = new Promise((r) => (resolve = r));
+        paused = { promise, resolve };
+      }
+      emit(`paused ${nowUs()}`);
+    } else if (verb === "resume" && role === "pull") {
+      const was = paused;
+      paused = null;
+      was?.resolve();
+      emit(`resumed ${nowUs()}`);
     } else if (verb === "close") {
       void closeAndExit();
     } else {
