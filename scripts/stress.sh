@@ -95,9 +95,10 @@ trap stop_hogs EXIT
 trap on_signal INT TERM
 
 # The Rust tests are compiled before the clock starts and before the hogs: the rounds time
-# the tests, not the compiler. The addon must already be built (npm install does it).
-if ! ls "$ROOT"/*.node >/dev/null 2>&1; then
-  say "no built addon (*.node) in $ROOT: run 'npm run build' first" >&2
+# the tests, not the compiler. The package must already be built (npm install does it):
+# loading it checks the addon and the compiled JS layer at once.
+if ! node -e 'require(".")' >/dev/null 2>&1; then
+  say "the package does not load (not built?): run 'npm run build' first" >&2
   exit 2
 fi
 say "preparing: python venv for the interop tests, Rust test binaries (log: $LOGDIR/prepare.log)"
