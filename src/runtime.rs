@@ -21,12 +21,14 @@ static RUNTIME: LazyLock<Result<Runtime, engine::Error>> = LazyLock::new(|| {
         Err(_) => DEFAULT_IO_THREADS,
         Ok(v) => match v.trim().parse::<usize>() {
             Ok(n) if (1..=MAX_IO_THREADS).contains(&n) => n,
-            _ => return Err(engine::Error::new(
-                engine::Code::Inval,
-                format!(
+            _ => {
+                return Err(engine::Error::new(
+                    engine::Code::Inval,
+                    format!(
                     "ZEROPIPE_IO_THREADS must be an integer from 1 to {MAX_IO_THREADS}, got {v:?}"
                 ),
-            )),
+                ))
+            }
         },
     };
     let fail = |e: std::io::Error| engine::Error::from_io(&e, "cannot start", "the I/O runtime");

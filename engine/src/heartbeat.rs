@@ -50,7 +50,16 @@ pub(crate) struct Liveness {
     /// last look (see [`Liveness::taking_backlog`]).
     written: AtomicU64,
     taken: AtomicU64,
+    /// What was still queued towards the peer at the last look.
+    unacked: AtomicU64,
 }
+
+/// A backlog is only evidence of life while the peer is the bottleneck: this much stays
+/// queued towards it from one look to the next. Below that, the bytes it "took" may only
+/// have gone into its kernel's receive buffer, which a hung process (or a partition's far
+/// side that still ACKs, like a stalled proxy) keeps accepting until it is full; a peer
+/// working through megabytes behind its PONG keeps far more than this queued.
+pub(crate) const BACKLOG_MIN: u64 = 64 * 1024;
 
 impl Liveness {
     /// `pings`: whether the peer speaks ZMTP 3.1 (PING/PONG); without, no heartbeat of ours.
@@ -76,6 +85,7 @@ impl Liveness {
             pause_changed: Notify::new(),
             written: AtomicU64::new(0),
             taken: AtomicU64::new(0),
+            unacked: AtomicU64::new(0),
         }
     }
 
@@ -134,13 +144,15 @@ impl Liveness {
         self.written.fetch_add(n as u64, Ordering::Relaxed);
     }
 
-    /// Whether the peer is working through a backlog we sent it: bytes are still queued
-    /// towards it (`unacked`, from the socket) and it has taken some since the last look.
+    /// Whether the peer is working through a backlog we sent it: at least [`BACKLOG_MIN`]
+    /// bytes were queued towards it (`unacked`, from the socket) at the last look and are
+    /// now, and it has taken some since.
     pub(crate) fn taking_backlog(&self, unacked: Option<u64>) -> bool {
         let Some(unacked) = unacked else { return false };
         let taken = self.written.load(Ordering::Relaxed).saturating_sub(unacked);
         let before = self.taken.swap(taken, Ordering::Relaxed);
-        unacked > 0 && taken > before
+        let queued_before = self.unacked.swap(unacked, Ordering::Relaxed);
+        queued_before >= BACKLOG_MIN && unacked >= BACKLOG_MIN && taken > before
     }
 
     pub(crate) fn expired(&self) -> bool {
@@ -235,18 +247,29 @@ mod tests {
     #[test]
     fn a_peer_taking_a_backlog_is_heard_and_one_with_none_left_is_not() {
         let live = Liveness::new_for_test(&opts(100, 100));
-        live.wrote(1000);
+        let m = BACKLOG_MIN;
+        live.wrote((10 * m) as usize);
         assert!(!live.taking_backlog(None), "the platform cannot tell");
         assert!(
-            live.taking_backlog(Some(600)),
-            "took 400 of 1000, 600 still queued"
+            !live.taking_backlog(Some(9 * m)),
+            "a first look has nothing to compare"
         );
-        assert!(!live.taking_backlog(Some(600)), "took nothing more since");
+        assert!(
+            live.taking_backlog(Some(6 * m)),
+            "took 3 more, 6 still queued"
+        );
+        assert!(!live.taking_backlog(Some(6 * m)), "took nothing more since");
         live.wrote(3);
         assert!(
             !live.taking_backlog(Some(0)),
             "took everything: no backlog, only PONGs count"
         );
+        // A hung peer's kernel still ACKs what fits its receive buffer: with little queued,
+        // taking bytes is no sign that the peer's process reads them.
+        live.wrote(1000);
+        assert!(!live.taking_backlog(Some(10)));
+        live.wrote(1000);
+        assert!(!live.taking_backlog(Some(20)));
     }
 
     #[tokio::test(start_paused = true)]
