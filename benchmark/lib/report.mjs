@@ -1,6 +1,6 @@
 // Turning the rounds of each case into table cells: the console table printed as the run
 // goes, and the markdown written to RESULTS.md and the README.
-import { si, sig3, summarize } from './stats.mjs'
+import { median, si, sig3, summarize } from './stats.mjs'
 
 const MiB = 2 ** 20
 
@@ -11,15 +11,31 @@ const MiB = 2 ** 20
  *   bounded, and a ratio of two numbers near zero is noise).
  * `zmqNote` replaces zeromq.js's numbers where it cannot run the case (module API).
  */
-export function makeCase({ scenario, metric, transport, size, bytes, kind, zp, zmq = null, zmqNote = null, zpNote = null }) {
-  return { scenario, metric, transport, size, bytes, kind, zp, zmq, zmqNote, zpNote }
+export function makeCase({
+  scenario,
+  metric,
+  group = null,
+  transport,
+  size,
+  bytes,
+  kind,
+  zp,
+  zmq = null,
+  zpCpu = null,
+  zmqCpu = null,
+  zmqNote = null,
+  zpNote = null,
+}) {
+  return { scenario, metric, group, transport, size, bytes, kind, zp, zmq, zpCpu, zmqCpu, zmqNote, zpNote }
 }
 
-function range(kind, s, bytes) {
+function range(kind, s, bytes, cpu) {
   switch (kind) {
     case 'throughput': {
       const mbs = (s.median * bytes) / 1e6
-      return `${si(s.median)} msg/s (${si(s.min)}–${si(s.max)}), ${sig3(mbs)} MB/s`
+      // The whole process's CPU time per message (median of the rounds), where measured.
+      const cpuText = cpu ? `, ${sig3(median(cpu))} µs CPU/msg` : ''
+      return `${si(s.median)} msg/s (${si(s.min)}–${si(s.max)}), ${sig3(mbs)} MB/s${cpuText}`
     }
     case 'latency':
       return `${sig3(s.median)} µs (${sig3(s.min)}–${sig3(s.max)})`
@@ -35,8 +51,8 @@ function range(kind, s, bytes) {
 }
 
 export function cells(c) {
-  const zp = c.zp ? range(c.kind, summarize(c.zp), c.bytes) + (c.zpNote ? `; ${c.zpNote}` : '') : c.zpNote
-  const zmq = c.zmq ? range(c.kind, summarize(c.zmq), c.bytes) : c.zmqNote
+  const zp = c.zp ? range(c.kind, summarize(c.zp), c.bytes, c.zpCpu) + (c.zpNote ? `; ${c.zpNote}` : '') : c.zpNote
+  const zmq = c.zmq ? range(c.kind, summarize(c.zmq), c.bytes, c.zmqCpu) : c.zmqNote
   let ratio = 'n/a'
   if (c.zp && c.zmq && c.kind !== 'growth') {
     ratio = `${(summarize(c.zp).median / summarize(c.zmq).median).toFixed(2)}×`
@@ -49,9 +65,9 @@ export function cells(c) {
 const COLS = [
   ['transport', 9],
   ['size', 7],
-  ['metric', 24],
-  ['zeropipe', 46],
-  ['zeromq.js', 46],
+  ['metric', 34],
+  ['zeropipe', 62],
+  ['zeromq.js', 62],
   ['ratio', 6],
 ]
 

@@ -1,5 +1,5 @@
-// Helpers shared by the in-process scenarios and the child workers: loading one library,
-// unique addresses, and closing a pair of sockets without waiting on linger.
+// Helpers shared by the child workers: loading one library, unique addresses, and closing a
+// pair of sockets without waiting on linger.
 import { readFileSync, rmSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
@@ -36,7 +36,7 @@ export function address(proto) {
 }
 
 /** Where the connecting side goes: the resolved port for tcp, the same address otherwise. */
-export const connectAddress = (pull, bound) => (bound.startsWith('tcp://') ? pull.lastEndpoint : bound)
+export const connectAddress = (boundSocket, bound) => (bound.startsWith('tcp://') ? boundSocket.lastEndpoint : bound)
 
 /**
  * Closes a pair without waiting for anything: linger 0 on the push so queued messages of an

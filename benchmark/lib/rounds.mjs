@@ -1,6 +1,6 @@
-// Scenarios with the producer and the consumer in separate processes (c: throughput over
-// tcp, e: one-way latency at a fixed rate), and the memory scenarios (f), whose every run is
-// a fresh process loading only the library it measures.
+// One round of each scenario, every one in fresh child processes that load only the library
+// measured: nothing a round does (JIT, heap, threads, the other library's addon) carries over
+// to the next, and the runner itself loads neither library.
 import { startWorker } from './children.mjs'
 
 /** Starts a consumer, then a producer pointed at the consumer's endpoint; returns both results. */
@@ -23,10 +23,10 @@ async function pair(lib, consumerArgs, producerArgs, timeoutMs) {
   }
 }
 
-/** One round of (c): msg/s as the consumer saw it, first to last message. */
+/** One round of (c): { rate, secs } as the consumer saw them, first to last message. */
 export async function twoProcessThroughput(lib, { size, n, timeoutMs }) {
   const { received } = await pair(lib, { mode: 'throughput', n }, { mode: 'throughput', n, size }, timeoutMs)
-  return received.rate
+  return received
 }
 
 /** One round of (e): the consumer's latency percentiles (µs) and how late the producer sent. */
@@ -40,9 +40,9 @@ export async function twoProcessLatency(lib, { rate, warmupMs, measureMs, timeou
   return { ...received, lateP50: sent.lateP50, lateP99: sent.lateP99 }
 }
 
-/** One memory run (f) in a fresh process. */
-export async function memoryRun(lib, args, timeoutMs) {
-  const w = startWorker('memory.mjs', { lib, ...args }, { timeoutMs })
+/** Runs `workers/<script>` once and returns the one JSON line it prints. */
+async function once(script, args, timeoutMs) {
+  const w = startWorker(script, args, { timeoutMs })
   try {
     const result = await w.next()
     await w.done()
@@ -51,3 +51,14 @@ export async function memoryRun(lib, args, timeoutMs) {
     w.kill()
   }
 }
+
+/** One round of (a)/(b): a Push and a Pull in one fresh process; { rate, cpuUsPerMsg, … }. */
+export const pairRound = (lib, { transport, size, n, timeoutMs }) =>
+  once('pair.mjs', { lib, transport, size, n }, timeoutMs)
+
+/** One round of (d) in a fresh process: { rate } for zeropipe, { ok, codes, n } for zeromq.js. */
+export const moduleApiRound = (lib, { size, n, timeoutMs }) =>
+  once('module-api.mjs', { lib, size, n, 'timeout-ms': timeoutMs }, timeoutMs + 10_000)
+
+/** One memory run (f) in a fresh process. */
+export const memoryRun = (lib, args, timeoutMs) => once('memory.mjs', { lib, ...args }, timeoutMs)

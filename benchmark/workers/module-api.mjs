@@ -1,54 +1,18 @@
-// Runs inside the runner's process: throughput over one socket pair (scenarios a and b) and
-// the module-level push()/pull() API (d).
+// One round of scenario (d) in a fresh process that loads only the library measured:
+// zeropipe's module API under un-awaited concurrent push() calls, or, for zeromq.js (which
+// has no module API), what its Push does with the same un-awaited concurrent sends.
+// Prints one JSON line.
+//   --lib zeropipe|zeromq.js  --size <bytes>  --n <calls>  --timeout-ms <ms>
 import net from 'node:net'
-import { address, closePair, connectAddress, withTimeout } from './sockets.mjs'
-
-/**
- * One round of (a)/(b): `await push.send()` per message and a `for await` consumer in the
- * same process. Returns msg/s from the first send to the last receive; the connection is
- * warmed up with one message first so the handshake is not timed.
- */
-export async function pairThroughput(lib, { proto, size, n, timeoutMs }) {
-  const pull = new lib.Pull()
-  const push = new lib.Push()
-  try {
-    const bound = address(proto)
-    await pull.bind(bound)
-    push.connect(connectAddress(pull, bound))
-    const payload = Buffer.alloc(size, 7)
-    await withTimeout(
-      (async () => {
-        await push.send(payload)
-        await pull.receive()
-      })(),
-      timeoutMs,
-      `${proto} warm-up`,
-    )
-    const t0 = process.hrtime.bigint()
-    const consumer = (async () => {
-      let got = 0
-      for await (const [m] of pull) {
-        if (m.length !== size) throw new Error(`received ${m.length} bytes, sent ${size}`)
-        if (++got === n) break
-      }
-    })()
-    const producer = (async () => {
-      for (let i = 0; i < n; i++) await push.send(payload)
-    })()
-    await withTimeout(Promise.all([producer, consumer]), timeoutMs, `${proto} ${size} B × ${n}`)
-    return n / (Number(process.hrtime.bigint() - t0) / 1e9)
-  } finally {
-    // Also on a timeout: closing ends the pending send/receive, so nothing keeps running.
-    await closePair(push, pull)
-  }
-}
+import { closePair, loadLib, withTimeout } from '../lib/sockets.mjs'
+import { emit, main, parseArgs } from './common.mjs'
 
 /**
  * A tcp port nobody listens on right now, for the module API (it binds a fixed endpoint and
  * cannot be given port 0). The port is released before zeropipe binds it; on loopback
  * another process taking it within that instant is unlikely enough for a benchmark.
  */
-export function freePort() {
+function freePort() {
   return new Promise((resolve, reject) => {
     const srv = net.createServer()
     srv.once('error', reject)
@@ -64,7 +28,7 @@ export function freePort() {
  * (they queue in call order), then awaited together, while `for await` over pull()
  * consumes. msg/s from the first call to the last job received.
  */
-export async function moduleApiThroughput(zp, { size, n, timeoutMs }) {
+async function moduleApiThroughput(zp, { size, n, timeoutMs }) {
   const port = await freePort()
   zp.configure({ endpoint: `tcp://127.0.0.1:${port}` })
   try {
@@ -96,7 +60,7 @@ export async function moduleApiThroughput(zp, { size, n, timeoutMs }) {
  * awaiting — and report what really happens: how many calls resolved, and the error codes
  * of the rest. (Fired before the Pull is connected, as push() is called at start-up.)
  */
-export async function zmqConcurrentSends(zmq, { size, n, timeoutMs }) {
+async function zmqConcurrentSends(zmq, { size, n, timeoutMs }) {
   const pull = new zmq.Pull()
   const push = new zmq.Push()
   try {
@@ -132,3 +96,11 @@ export async function zmqConcurrentSends(zmq, { size, n, timeoutMs }) {
     await closePair(push, pull)
   }
 }
+
+main(async () => {
+  const args = parseArgs()
+  const lib = await loadLib(args.lib)
+  const opts = { size: Number(args.size), n: Number(args.n), timeoutMs: Number(args['timeout-ms'] ?? 120_000) }
+  if (args.lib === 'zeropipe') emit({ rate: await moduleApiThroughput(lib, opts) })
+  else emit(await zmqConcurrentSends(lib, opts))
+})
