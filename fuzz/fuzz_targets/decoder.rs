@@ -10,12 +10,14 @@
 //! - `decode` never grows the caller's buffer, and the decoder's own allocations (frame
 //!   lists, command fields, errors and the items it returns) stay within a constant factor
 //!   of the bytes supplied: a declared size never becomes memory;
-//! - everything decoded re-encodes to bytes that decode back to the same items.
+//! - everything decoded re-encodes to bytes that decode back to the same items;
+//! - a data frame's body handed over whole (`supply_body`, as the connection does with a
+//!   large body it reads into a buffer of its own) decodes as the same items and error.
 //!
 //! Input layout: see `zeropipe_fuzz::Input` (the control byte's high nibble is unused).
 #![no_main]
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use libfuzzer_sys::fuzz_target;
 use zeropipe_engine::codec::{
     encode_command, encode_message, Command, Decoded, Decoder, FRAME_OVERHEAD, MAX_COMMAND_SIZE,
@@ -159,6 +161,46 @@ fn check_reencoding(limit: i64, items: &[Decoded]) {
     );
 }
 
+/// Decodes `stream` as the connection reads it when bodies are large: headers as they come
+/// (here a byte at a time), and each pending data frame's body gathered in a buffer of its
+/// own — what the read buffer held of it, then the rest — and handed over whole.
+fn decode_supplying_bodies(limit: i64, stream: &[u8]) -> (Vec<Decoded>, Option<Error>) {
+    let mut dec = Decoder::new(limit);
+    let mut buf = BytesMut::new();
+    let mut items = Vec::new();
+    let mut rest = stream;
+    loop {
+        match dec.decode(&mut buf) {
+            Ok(Some(d)) => {
+                items.push(d);
+                continue;
+            }
+            Ok(None) => {}
+            Err(e) => return (items, Some(e)),
+        }
+        if let Some(len) = dec.pending_body() {
+            let missing = len - buf.len();
+            if rest.len() >= missing {
+                let mut body = BytesMut::with_capacity(len);
+                body.extend_from_slice(&buf.split());
+                body.extend_from_slice(&rest[..missing]);
+                rest = &rest[missing..];
+                match dec.supply_body(Bytes::from(body)) {
+                    Ok(Some(d)) => items.push(d),
+                    Ok(None) => {}
+                    Err(e) => return (items, Some(e)),
+                }
+                continue;
+            }
+        }
+        let Some((first, tail)) = rest.split_first() else {
+            return (items, None);
+        };
+        buf.extend_from_slice(&[*first]);
+        rest = tail;
+    }
+}
+
 fuzz_target!(|data: &[u8]| {
     let input = Input::parse(data);
     let stream = input.stream;
@@ -175,5 +217,11 @@ fuzz_target!(|data: &[u8]| {
             "limit {limit}: one piece vs byte at a time"
         );
         check_reencoding(limit, &whole.items);
+        let (items, error) = decode_supplying_bodies(limit, stream);
+        assert_eq!(
+            (&whole.items, &whole.error),
+            (&items, &error),
+            "limit {limit}: one piece vs bodies supplied whole"
+        );
     }
 });
