@@ -46,7 +46,7 @@ export declare class NativeSocket {
   flush(room: number): number
   /**
    * Queues one message JS accepted that does not go through the stage (more frames than
-   * it can describe), copying its frames now; returns the room left.
+   * it can describe, or 64 KiB or more), copying its frames now; returns the room left.
    */
   sendNow(frames: Array<string | Uint8Array>): number
   /**

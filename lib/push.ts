@@ -125,9 +125,8 @@ export class Push extends Socket {
     if (need < 0 || need >= LARGE_FRAME) {
       // More frames than the stage can describe, or a large message (copied by the addon
       // into a buffer it reuses, rather than into stage memory that only the garbage
-      // collector gives back): on its own, after what is staged.
-      if (stage.count > 0) stage.flush()
-      this.#credit = this.native.sendNow(frames)
+      // collector gives back): on its own.
+      this.#sendAlone(() => this.native.sendNow(frames))
       return
     }
     if (!stage.fits(need, frames.length)) this.#credit = stage.flush(need)
@@ -138,6 +137,12 @@ export class Push extends Socket {
       this.#tickScheduled = true
       process.nextTick(flushOnTick, this)
     }
+  }
+
+  /** Sends one message past the stage, after what is staged (sends keep their order). */
+  #sendAlone(send: () => number): void {
+    if (this.#stage.count > 0) this.#stage.flush()
+    this.#credit = send()
   }
 
   /** @internal */
@@ -176,11 +181,9 @@ export class Push extends Socket {
     for (let head = q.peek(); head !== undefined; head = q.peek()) {
       try {
         if (!(this.#credit > 0 || this.#refreshCredit())) break
-        if (typeof head.frames === 'number') {
-          // After what is staged, to keep the order of sends.
-          if (this.#stage.count > 0) this.#stage.flush()
-          this.#credit = this.native.sendHeld(head.frames)
-        } else this.#accept(head.frames)
+        const held = head.frames
+        if (typeof held === 'number') this.#sendAlone(() => this.native.sendHeld(held))
+        else this.#accept(held)
       } catch (err) {
         q.shift()
         serve(head, () => head.reject(err))

@@ -64,6 +64,11 @@ fn frame_from_js(frame: &Either<String, Uint8Array>) -> bytes::Bytes {
     bytes::Bytes::copy_from_slice(bytes)
 }
 
+/// A message of frames from JS, each copied (see [`frame_from_js`]).
+fn message_from_js(frames: &[Either<String, Uint8Array>]) -> engine::Message {
+    engine::Message::from(frames.iter().map(frame_from_js).collect::<Vec<_>>())
+}
+
 /// A monitor event, as zeromq.js reports it.
 #[napi(object)]
 pub struct NativeEvent {
@@ -235,11 +240,14 @@ impl NativeSocket {
     }
 
     /// Queues one message JS accepted that does not go through the stage (more frames than
-    /// it can describe), copying its frames now; returns the room left.
+    /// it can describe, or 64 KiB or more), copying its frames now; returns the room left.
     #[napi]
     pub fn send_now(&self, env: Env, frames: Vec<Either<String, Uint8Array>>) -> Result<u32> {
-        let msg = engine::Message::from(frames.iter().map(frame_from_js).collect::<Vec<_>>());
-        self.socket.send_accepted(msg).or_js(&env)?;
+        self.send_accepted(&env, message_from_js(&frames))
+    }
+
+    fn send_accepted(&self, env: &Env, msg: engine::Message) -> Result<u32> {
+        self.socket.send_accepted(msg).or_js(env)?;
         Ok(self.room())
     }
 
@@ -247,7 +255,7 @@ impl NativeSocket {
     /// (`sendHeld`) or drop it by (`releaseHeld`).
     #[napi]
     pub fn hold(&mut self, frames: Vec<Either<String, Uint8Array>>) -> u32 {
-        let msg = engine::Message::from(frames.iter().map(frame_from_js).collect::<Vec<_>>());
+        let msg = message_from_js(&frames);
         let id = self.next_held;
         self.next_held = self.next_held.wrapping_add(1);
         self.held.insert(id, msg);
@@ -265,8 +273,7 @@ impl NativeSocket {
             ))
             .or_js(&env);
         };
-        self.socket.send_accepted(msg).or_js(&env)?;
-        Ok(self.room())
+        self.send_accepted(&env, msg)
     }
 
     /// Drops a held message (its send timed out, was cancelled or the socket closed).

@@ -119,6 +119,19 @@ def decode(payload):
         die("bad frames %r: %s" % (payload, exc))
 
 
+def bind_or_connect(sock, mode, address):
+    """Binds or connects `sock`; returns the endpoint (a bound tcp port resolved). Exits
+    with status 3 if libzmq refuses."""
+    try:
+        if mode == "bind":
+            sock.bind(libzmq_address(address))
+            return sock.getsockopt_string(zmq.LAST_ENDPOINT)
+        sock.connect(address)
+        return address
+    except zmq.ZMQError as exc:
+        die("%s %s failed: %s" % (mode, address, exc), 3)
+
+
 class StdinLines:
     """Non-blocking line reader over fd 0 (Python's buffered stdin would hide
     pending data from poll)."""
@@ -155,16 +168,7 @@ def main(argv):
     close_linger = options.get("linger", DEFAULT_LINGER_MS)
     apply_options(sock, role, options)
 
-    try:
-        if mode == "bind":
-            sock.bind(libzmq_address(address))
-            endpoint = sock.getsockopt_string(zmq.LAST_ENDPOINT)
-        else:
-            sock.connect(address)
-            endpoint = address
-    except zmq.ZMQError as exc:
-        die("%s %s failed: %s" % (mode, address, exc), 3)
-    emit("ready " + endpoint)
+    emit("ready " + bind_or_connect(sock, mode, address))
 
     stdin = StdinLines()
     commands = []  # received but not yet executed, in arrival order

@@ -41,7 +41,7 @@ import time
 import zmq
 from zmq.utils.monitor import recv_monitor_message
 
-from pyzmq_peer import StdinLines, apply_options, die, emit, libzmq_address
+from pyzmq_peer import StdinLines, apply_options, bind_or_connect, die, emit
 
 
 def now_us():
@@ -80,16 +80,7 @@ def main(argv):
     sock = ctx.socket(zmq.PUSH if role == "push" else zmq.PULL)
     apply_options(sock, role, options)
     monitor = sock.get_monitor_socket(zmq.EVENT_DISCONNECTED)
-    try:
-        if mode == "bind":
-            sock.bind(libzmq_address(address))
-            endpoint = sock.getsockopt_string(zmq.LAST_ENDPOINT)
-        else:
-            sock.connect(address)
-            endpoint = address
-    except zmq.ZMQError as exc:
-        die("%s %s failed: %s" % (mode, address, exc), 3)
-    emit("ready " + endpoint)
+    emit("ready " + bind_or_connect(sock, mode, address))
 
     stdin = StdinLines()
     poller = zmq.Poller()

@@ -73,8 +73,9 @@ impl PooledBuf {
                 small: Some(v),
             };
         }
-        let cap = class_of(cap).map_or(cap, |(_, size)| size);
-        if let Some((class, size)) = class_of(cap) {
+        let class = class_of(cap);
+        let cap = class.map_or(cap, |(_, size)| size);
+        if let Some((class, size)) = class {
             if let Some(addr) = free_list(class).pop() {
                 FREE_BYTES.fetch_sub(size, Ordering::Relaxed);
                 return PooledBuf {
