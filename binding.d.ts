@@ -86,6 +86,15 @@ export declare class NativeSocket {
   enableEvents(): void
   /** Takes up to `max` queued monitor events. */
   takeEvents(max: number): Array<NativeEvent>
+  /** Messages a close would still wait for (queued or in flight to peers; 0 for PULL). */
+  unsent(): number
+  /** The peers reachable now (completed handshakes, live connections). */
+  peers(): Array<NativePeer>
+  /**
+   * Queues a message for one peer, copying its frames now: `EHOSTUNREACH` if that peer
+   * is gone, `EAGAIN` at its high-water mark; nothing is queued on either error.
+   */
+  sendTo(peer: number, frames: Array<string | Uint8Array>): void
   /**
    * Closes; resolves once queued messages are flushed (PUSH, within linger). What JS
    * committed to the stage is queued first.
@@ -138,6 +147,16 @@ export interface NativeEvent {
   errorCode?: string
   /** For error events: the message. */
   errorMessage?: string
+  /** For `handshake` and the `disconnect` that ends it: the peer's id (see `peers()`). */
+  peer?: number
+}
+
+/** A peer the socket reaches now: its handshake completed and its connection lives. */
+export interface NativePeer {
+  /** Unique in the process and never reused: what `sendTo` takes. */
+  id: number
+  /** The peer's endpoint, as events name it. */
+  address: string
 }
 
 /** One socket option, as the engine declares it. */
@@ -165,6 +184,9 @@ export declare function optionSpecs(): Array<OptionSpec>
 
 /** The length word of a received frame that comes from `takeOwnBuffers()`. */
 export declare const OWN_BUFFER: number
+
+/** Readiness bit: a peer completed its handshake or left. */
+export declare const PEERS: number
 
 /** Readiness bit: a message can be received. */
 export declare const READABLE: number

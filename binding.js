@@ -844,6 +844,7 @@ module.exports.lingerAllSockets = nativeBinding.lingerAllSockets
 module.exports.MAX_QUEUED_EVENTS = nativeBinding.MAX_QUEUED_EVENTS
 module.exports.optionSpecs = nativeBinding.optionSpecs
 module.exports.OWN_BUFFER = nativeBinding.OWN_BUFFER
+module.exports.PEERS = nativeBinding.PEERS
 module.exports.READABLE = nativeBinding.READABLE
 module.exports.RECEIVE_BATCH_BYTES = nativeBinding.RECEIVE_BATCH_BYTES
 module.exports.RECEIVE_BATCH_MESSAGES = nativeBinding.RECEIVE_BATCH_MESSAGES

@@ -2,5 +2,5 @@
 // the module-level push()/pull() sockets.
 import zeropipe from './index.js'
 
-export const { Push, Pull, JobStream, push, pull, configure, close, DEFAULT_ENDPOINT } = zeropipe
+export const { Push, Pull, JobStream, Channel, channel, push, pull, configure, close, DEFAULT_ENDPOINT } = zeropipe
 export default zeropipe

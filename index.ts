@@ -4,7 +4,8 @@
 
 export { Push } from './lib/push'
 export { Pull } from './lib/pull'
-export { JobStream, push, pull, configure, close, DEFAULT_ENDPOINT } from './lib/module-api'
+export { JobStream, Channel, channel, push, pull, configure, close, DEFAULT_ENDPOINT } from './lib/module-api'
+export type { BindSide, ChannelSettings } from './lib/module-api'
 export type { MessageLike } from './lib/frames'
 export type { CodedError } from './lib/errors'
 export type { Observer, SocketEvent, EventType } from './lib/observer'

@@ -37,7 +37,8 @@ function nextEvent(sock: Sock, type: EventType, pred: (ev: SocketEvent) => boole
 
 /**
  * Fails with `what` instead of hanging when `p` does not settle. Its timer also keeps the
- * process alive while the test waits: listening to events alone does not (by design).
+ * process alive while the test waits, as a listener does (a listener removed on timeout
+ * no longer would).
  */
 /** Records every event type on `sock`, in order. */
 function record(sock: Sock): SocketEvent[] {

@@ -118,6 +118,29 @@ describe("what keeps the process alive", () => {
   }
 });
 
+describe("waiting for a peer keeps the process alive until the peer comes", () => {
+  for (const mode of ["listener", "waitForPeers"]) {
+    it(`${mode === "listener" ? "an events listener (as in zeromq.js)" : "waitForPeers()"} keeps it alive, then it exits by itself`, T, async () => {
+      const f = run("await-peer.ts", mode);
+      const endpoint = (await f.line((l) => l.startsWith("waiting "), "waiting")).slice("waiting ".length);
+      // "Still alive after a while" has no event to await.
+      await new Promise((r) => setTimeout(r, 1000));
+      assert.equal(f.child.exitCode, null, `exited while waiting: ${f.stderr()}`);
+      const pull = new Pull();
+      pull.connect(endpoint);
+      try {
+        assert.deepEqual((await pull.receive()).map(String), ["hello"]);
+        const { code, signal } = await exitsByItself(f, `await-peer ${mode}`);
+        assert.equal(signal, null);
+        assert.equal(code, 0, f.stderr());
+        assert.deepEqual(f.lines, [`waiting ${endpoint}`, "ready 1"]);
+      } finally {
+        await pull.close();
+      }
+    });
+  }
+});
+
 describe("what lets the process exit", () => {
   for (const proto of ["tcp", "ipc", "inproc"]) {
     it(`Push and Pull that exchanged a message over ${proto} and were closed: exits with code 0`, T, async () => {

@@ -9,7 +9,7 @@ import * as net from "node:net";
 import * as path from "node:path";
 import { afterEach, describe, it, mock } from "node:test";
 
-import { close, configure, DEFAULT_ENDPOINT, Pull, pull, push } from "zeropipe";
+import { channel, close, configure, DEFAULT_ENDPOINT, Pull, pull, push } from "zeropipe";
 import { fixedEndpoints, waitFor, within } from "./helpers/sockets";
 
 
@@ -508,5 +508,95 @@ describe("module push()/pull()", () => {
     } finally {
       await receiver.close();
     }
+  });
+});
+
+describe("named channels", () => {
+  for (const proto of ["tcp", "ipc", "inproc"] as const) {
+    it(`a worker stage pulls jobs from one channel and pushes results to another, never its own results (${proto})`, async () => {
+      configure({ endpoint: await uniqueEndpoint(proto) });
+      const results = channel(`results-${proto}`, { endpoint: await uniqueEndpoint(proto), bind: "pull" });
+      // The sink binds the results channel's PULL; the worker stage connects its PUSH there.
+      const collected: string[] = [];
+      const sink = results.pull(([r]) => {
+        collected.push(r!.toString());
+      });
+      const worker = pull(async ([job]) => {
+        await results.push(`result of ${job}`);
+      });
+      // A stream's handler runs once it is consumed as a promise, as `pull().catch(…)` does.
+      const running = Promise.all([sink, worker]);
+      for (let i = 0; i < 10; i++) await push(`job ${i}`);
+      await waitFor(() => collected.length >= 10, 10_000, "10 results");
+      // More time for anything extra (a result pulled back in as a job) to show up.
+      await delay(100);
+      assert.deepEqual(
+        [...collected].sort(),
+        Array.from({ length: 10 }, (_, i) => `result of job ${i}`).sort(),
+      );
+      worker.close();
+      sink.close();
+      await within(running, 5_000, "the streams to end");
+      await close();
+    });
+  }
+
+  it("returns the same channel for the same name, and takes its endpoint from ZEROPIPE_ENDPOINT_<NAME>", async () => {
+    const endpoint = await uniqueEndpoint("inproc");
+    process.env.ZEROPIPE_ENDPOINT_AUDIT_LOG_2 = endpoint;
+    try {
+      const ch = channel("audit-log.2");
+      assert.equal(ch, channel("audit-log.2"));
+      assert.equal(ch.endpoint, endpoint);
+      assert.equal(ch.bindSide, "push");
+      const stream = ch.pull();
+      await ch.push(["multi", "part"]);
+      const r = await within(stream.next(), 5_000, "the job");
+      assert.deepEqual(r.value!.map(String), ["multi", "part"]);
+      await close();
+    } finally {
+      delete process.env.ZEROPIPE_ENDPOINT_AUDIT_LOG_2;
+    }
+  });
+
+  it("refuses a channel without an endpoint with EINVAL naming the variable, and a bad name or side with TypeError", async () => {
+    const ch = channel("nowhere-configured");
+    await assert.rejects(ch.push("x"), (e: Error & { code?: string }) => {
+      assert.equal(e.code, "EINVAL");
+      assert.match(e.message, /ZEROPIPE_ENDPOINT_NOWHERE_CONFIGURED/);
+      return true;
+    });
+    assert.throws(() => ch.pull(), { code: "EINVAL" });
+    assert.throws(() => channel(""), TypeError);
+    assert.throws(() => channel("x", { endpoint: "inproc://x", bind: "both" as "push" }), TypeError);
+    assert.throws(() => configure({ endpoint: "inproc://x", bind: "pull" } as never), TypeError);
+  });
+
+  it("fails a stream whose bind fails with that error (EADDRINUSE), and keeps the module usable", async () => {
+    const endpoint = await uniqueEndpoint("tcp");
+    const squatter = new Pull();
+    await squatter.bind(endpoint);
+    try {
+      const ch = channel("squatted", { endpoint, bind: "pull" });
+      const stream = ch.pull();
+      await assert.rejects(within(stream.next(), 5_000, "the bind error"), { code: "EADDRINUSE" });
+      assert.equal(stream.closed, true);
+      await ch.close();
+    } finally {
+      await squatter.close();
+    }
+  });
+
+  it("close() closes the named channels too, and they start afresh afterwards", async () => {
+    const ch = channel("restartable", { endpoint: await uniqueEndpoint("inproc") });
+    const first = ch.pull();
+    await ch.push("one");
+    assert.deepEqual((await within(first.next(), 5_000, "one")).value!.map(String), ["one"]);
+    await close();
+    assert.equal(first.closed, true);
+    const second = ch.pull();
+    await ch.push("two");
+    assert.deepEqual((await within(second.next(), 5_000, "two")).value!.map(String), ["two"]);
+    await close();
   });
 });

@@ -14,7 +14,7 @@ const REPO = path.resolve(__dirname, "..");
 const run = promisify(execFile);
 
 /** The values index.d.ts declares (types-check.ts pins the same list on the type side). */
-const EXPORTS = ["DEFAULT_ENDPOINT", "JobStream", "Pull", "Push", "close", "configure", "pull", "push"];
+const EXPORTS = ["Channel", "DEFAULT_ENDPOINT", "JobStream", "Pull", "Push", "channel", "close", "configure", "pull", "push"];
 
 interface NodeResult {
   code: number | null;
@@ -177,10 +177,12 @@ describe("packaging", () => {
           different: [],
           defaultIsCjs: true,
           kinds: {
+            Channel: "function",
             DEFAULT_ENDPOINT: "string",
             JobStream: "function",
             Pull: "function",
             Push: "function",
+            channel: "function",
             close: "function",
             configure: "function",
             pull: "function",

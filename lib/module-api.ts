@@ -1,5 +1,6 @@
 // The article's API: push(job) and pull() over two module-level sockets, a PUSH bound and a
-// PULL connected to one endpoint, made on first use.
+// PULL connected to one endpoint, made on first use; and named channels, each the same over
+// an endpoint of its own, so that one program can be a stage of a longer pipeline.
 
 import { codedError } from './errors'
 import { describe, toFrames, type MessageLike } from './frames'
@@ -11,32 +12,228 @@ import { Push } from './push'
 /** `tcp://127.0.0.1:7777`: the module API's endpoint unless `ZEROPIPE_ENDPOINT` or `configure()` says otherwise. */
 export const DEFAULT_ENDPOINT: string = 'tcp://127.0.0.1:7777'
 
-let config: { endpoint: string; options: AllSocketOptions } = {
-  endpoint: process.env.ZEROPIPE_ENDPOINT || DEFAULT_ENDPOINT,
-  options: {},
+/** Which side of a channel binds (the stable one, that the other side's processes find). */
+export type BindSide = 'push' | 'pull'
+
+/** A channel's settings: where it is, which side binds, and its sockets' options. */
+export type ChannelSettings = { endpoint?: string; bind?: BindSide } & AllSocketOptions
+
+/** The environment variable holding a named channel's endpoint: `ZEROPIPE_ENDPOINT_<NAME>`. */
+export function endpointVariable(name: string): string {
+  return `ZEROPIPE_ENDPOINT_${name.toUpperCase().replace(/[^A-Z0-9]/g, '_')}`
 }
-let pushSocket: Push | null = null
-let pushReady: Promise<void> | null = null
-let pullSocket: Pull | null = null
-const streams = new Set<JobStream>()
+
+/**
+ * One endpoint of the module API, with a PUSH and a PULL socket made on first use: the
+ * default channel is the article's `push()`/`pull()`; named ones come from `channel()`.
+ */
+export class Channel {
+  /** The channel's name ("" for the default channel). */
+  readonly name: string
+  #endpoint: string | undefined
+  #bind: BindSide = 'push'
+  #options: AllSocketOptions = {}
+  #push: Push | null = null
+  #pushReady: Promise<void> | null = null
+  #pull: Pull | null = null
+  #pullReady: Promise<void> | null = null
+  readonly #streams = new Set<JobStream>()
+
+  /** @internal Made by `channel()`, and once for the default channel. */
+  constructor(name: string, endpoint: string | undefined) {
+    this.name = name
+    this.#endpoint = endpoint
+  }
+
+  /** The endpoint its sockets bind or connect to (undefined until configured). */
+  get endpoint(): string | undefined {
+    return this.#endpoint
+  }
+
+  /** Which side binds: `'push'` (the article's default: the producer is the stable side) or `'pull'`. */
+  get bindSide(): BindSide {
+    return this.#bind
+  }
+
+  /**
+   * Sets the endpoint, the binding side and the sockets' options. Allowed before the
+   * channel's first `push()`/`pull()`, or after its `close()`; `EINVAL` otherwise.
+   */
+  configure(settings: ChannelSettings): void {
+    if (settings === null || typeof settings !== 'object') {
+      throw new TypeError(`configure() takes an object such as { endpoint: "tcp://127.0.0.1:7777" }, got ${describe(settings)}`)
+    }
+    if (this.#push || this.#pull) {
+      throw codedError('EINVAL', `configure() must be called before the first push() or pull()${this.#label()}, or after close()`)
+    }
+    const { endpoint, bind, ...options } = settings
+    if (endpoint !== undefined && typeof endpoint !== 'string') {
+      throw new TypeError(`Address must be a string, got ${describe(endpoint)}`)
+    }
+    if (bind !== undefined && bind !== 'push' && bind !== 'pull') {
+      throw new TypeError(`bind must be "push" or "pull", got ${describe(bind)}`)
+    }
+    resolveOptions('configure()', options)
+    if (endpoint !== undefined) this.#endpoint = endpoint
+    if (bind !== undefined) this.#bind = bind
+    this.#options = options
+  }
+
+  #label(): string {
+    return this.name ? ` of channel "${this.name}"` : ''
+  }
+
+  #where(): string {
+    if (this.#endpoint !== undefined) return this.#endpoint
+    throw codedError(
+      'EINVAL',
+      `Channel "${this.name}" has no endpoint: pass channel("${this.name}", { endpoint }) or set ${endpointVariable(this.name)}`,
+    )
+  }
+
+  /**
+   * Sends a job through the channel's PUSH socket (made on first use: bound, or connected
+   * when the PULL side binds). Resolves once the job is queued (at once while under the
+   * high-water mark); waits while the queue is full or no peer is there yet. Calls from
+   * anywhere in the program are queued in call order.
+   */
+  push<const T extends MessageLike | readonly MessageLike[]>(job: NonEmpty<T>): Promise<void> {
+    let frames
+    try {
+      frames = toFrames(job)
+      if (!this.#push) {
+        const endpoint = this.#where()
+        const sock = new Push(optionsFor('Push', this.#options))
+        if (this.#bind === 'push') {
+          this.#pushReady = sock.bind(endpoint).catch((err: unknown) => {
+            // A failed bind leaves no half-made socket behind: the next push() tries again.
+            if (this.#push === sock) this.#push = null
+            void sock.close()
+            throw err
+          })
+        } else {
+          connectOrClose(sock, endpoint)
+          this.#pushReady = Promise.resolve()
+        }
+        this.#push = sock
+      }
+    } catch (err) {
+      return Promise.reject(err)
+    }
+    const sock = this.#push
+    return this.#pushReady!.then(() => sock.send(frames.length === 1 ? frames[0]! : frames))
+  }
+
+  /**
+   * Returns a `JobStream` over the channel's PULL socket (made on first use: connected, or
+   * bound when this side binds). Without a handler, consuming it as a promise logs
+   * `Received Job <job>` for each job.
+   */
+  pull(handler?: Handler): JobStream {
+    return new JobStream(this, handler)
+  }
+
+  /** @internal The PULL socket a new stream reads, and what must happen before it can. */
+  _pullSocket(): { socket: Pull; ready: Promise<void> | null } {
+    if (!this.#pull) {
+      const endpoint = this.#where()
+      const sock = new Pull(optionsFor('Pull', this.#options))
+      if (this.#bind === 'pull') {
+        const ready = sock.bind(endpoint)
+        // Seen by the streams' next(); a stream-less rejection must not crash the process.
+        ready.catch(() => {})
+        this.#pullReady = ready
+      } else {
+        connectOrClose(sock, endpoint)
+        this.#pullReady = null
+      }
+      this.#pull = sock
+    }
+    return { socket: this.#pull, ready: this.#pullReady }
+  }
+
+  /** @internal */
+  _addStream(s: JobStream): void {
+    this.#streams.add(s)
+  }
+
+  /** @internal The last stream gone: the PULL closes, so the PUSH stops routing jobs to a socket nobody reads. */
+  _removeStream(s: JobStream, socket: Pull): void {
+    this.#streams.delete(s)
+    if (this.#streams.size === 0 && this.#pull === socket) {
+      this.#pull = null
+      this.#pullReady = null
+      void socket.close()
+    }
+  }
+
+  /** Flushes (within linger) and closes the channel's sockets; push()/pull() start afresh afterwards. */
+  async close(): Promise<void> {
+    const work: Promise<void>[] = []
+    if (this.#push) {
+      const sock = this.#push
+      const ready = this.#pushReady!
+      this.#push = null
+      this.#pushReady = null
+      work.push(ready.then(() => sock.close(), () => sock.close()))
+    }
+    for (const s of [...this.#streams]) s.close()
+    if (this.#pull) {
+      work.push(this.#pull.close())
+      this.#pull = null
+      this.#pullReady = null
+    }
+    await Promise.all(work)
+  }
+}
+
+/** Connects, or leaves no half-made socket behind (it would block configure()). */
+function connectOrClose(sock: Push | Pull, endpoint: string): void {
+  try {
+    sock.connect(endpoint)
+  } catch (err) {
+    void sock.close()
+    throw err
+  }
+}
+
+const defaultChannel = new Channel('', process.env.ZEROPIPE_ENDPOINT || DEFAULT_ENDPOINT)
+const channels = new Map<string, Channel>()
+
+/**
+ * A named channel of the module API: its own endpoint, with `push()`, `pull()` and
+ * `close()` as the module functions have. The first call makes it; the endpoint comes from
+ * `settings.endpoint`, else `ZEROPIPE_ENDPOINT_<NAME>` (upper case, other characters as
+ * `_`). `bind` says which side binds (default `'push'`). A later call returns the same
+ * channel, reconfigured if settings are given (allowed until its first use).
+ *
+ * ```ts
+ * const results = channel("results", { endpoint: "tcp://127.0.0.1:7778", bind: "pull" })
+ * for await (const [job] of pull()) await results.push(work(job))   // a worker stage
+ * ```
+ */
+export function channel(name: string, settings?: ChannelSettings): Channel {
+  if (typeof name !== 'string' || name === '') {
+    throw new TypeError(`A channel's name must be a non-empty string, got ${describe(name)}`)
+  }
+  let ch = channels.get(name)
+  if (!ch) {
+    ch = new Channel(name, process.env[endpointVariable(name)] || undefined)
+    channels.set(name, ch)
+  }
+  if (settings !== undefined) ch.configure(settings)
+  return ch
+}
 
 /**
  * Sets the module sockets' endpoint and options. Must be called before the first `push()`
  * or `pull()` (or after `close()`); each socket takes the options of its type.
  */
 export function configure(settings: { endpoint?: string } & AllSocketOptions): void {
-  if (settings === null || typeof settings !== 'object') {
-    throw new TypeError(`configure() takes an object such as { endpoint: "tcp://127.0.0.1:7777" }, got ${describe(settings)}`)
+  if (settings !== null && typeof settings === 'object' && 'bind' in settings) {
+    throw new TypeError('configure() sets the default channel, whose PUSH binds; use channel(name, { bind }) for another side')
   }
-  if (pushSocket || pullSocket) {
-    throw codedError('EINVAL', 'configure() must be called before the first push() or pull(), or after close()')
-  }
-  const { endpoint, ...options } = settings
-  if (endpoint !== undefined && typeof endpoint !== 'string') {
-    throw new TypeError(`Address must be a string, got ${describe(endpoint)}`)
-  }
-  resolveOptions('configure()', options)
-  config = { endpoint: endpoint === undefined ? config.endpoint : endpoint, options }
+  defaultChannel.configure(settings)
 }
 
 /** A job: one frame, or an array of frames that is not empty (an empty array has no frames). */
@@ -49,24 +246,7 @@ export type NonEmpty<T> = T & (T extends readonly [] ? never : unknown)
  * program are queued in call order.
  */
 export function push<const T extends MessageLike | readonly MessageLike[]>(job: NonEmpty<T>): Promise<void> {
-  let frames
-  try {
-    frames = toFrames(job)
-  } catch (err) {
-    return Promise.reject(err)
-  }
-  if (!pushSocket) {
-    const sock = new Push(optionsFor('Push', config.options))
-    pushSocket = sock
-    pushReady = sock.bind(config.endpoint).catch((err: unknown) => {
-      // A failed bind leaves no half-made socket behind: the next push() tries again.
-      if (pushSocket === sock) pushSocket = null
-      void sock.close()
-      throw err
-    })
-  }
-  const sock = pushSocket
-  return pushReady!.then(() => sock.send(frames.length === 1 ? frames[0]! : frames))
+  return defaultChannel.push(job)
 }
 
 type Handler = (frames: Buffer[]) => unknown
@@ -88,26 +268,21 @@ export class JobStream implements AsyncIterableIterator<Buffer[]>, PromiseLike<v
   #cancelPending: (() => void) | null = null
   #run: Promise<void> | null = null
   readonly #socket: Pull
+  readonly #channel: Channel
+  /** The PULL's bind when this side binds: receiving waits for it, and fails with it. */
+  readonly #ready: Promise<void> | null
 
-  /** @internal Made by `pull()`. */
-  constructor(handler?: Handler) {
+  /** @internal Made by `pull()` and `Channel#pull()`. */
+  constructor(channel: Channel, handler?: Handler) {
     if (handler !== undefined && typeof handler !== 'function') {
       throw new TypeError(`pull() takes an optional handler function, got ${describe(handler)}`)
     }
     this.#handler = handler || defaultHandler
-    if (!pullSocket) {
-      const sock = new Pull(optionsFor('Pull', config.options))
-      try {
-        sock.connect(config.endpoint)
-      } catch (err) {
-        // A failed connect leaves no half-made socket behind (it would block configure()).
-        void sock.close()
-        throw err
-      }
-      pullSocket = sock
-    }
-    this.#socket = pullSocket
-    streams.add(this)
+    const { socket, ready } = channel._pullSocket()
+    this.#socket = socket
+    this.#ready = ready
+    this.#channel = channel
+    channel._addStream(this)
   }
 
   /** True once the stream ended. */
@@ -132,6 +307,21 @@ export class JobStream implements AsyncIterableIterator<Buffer[]>, PromiseLike<v
 
   /** The next job, or `done` once the stream is closed. */
   next(): Promise<IteratorResult<Buffer[], undefined>> {
+    if (this.#closed) return Promise.resolve({ value: undefined, done: true })
+    if (this.#ready) {
+      const ready = this.#ready
+      return ready.then(
+        () => this.#next(),
+        (err: unknown) => {
+          this.close()
+          throw err
+        },
+      )
+    }
+    return this.#next()
+  }
+
+  #next(): Promise<IteratorResult<Buffer[], undefined>> {
     if (this.#closed) return Promise.resolve({ value: undefined, done: true })
     const r = this.#socket._receive()
     return new Promise((resolve, reject) => {
@@ -205,13 +395,7 @@ export class JobStream implements AsyncIterableIterator<Buffer[]>, PromiseLike<v
 
   #finish(): void {
     this.#closed = true
-    streams.delete(this)
-    // The last stream gone: close the module's PULL so the pusher stops routing jobs to a
-    // socket nobody reads.
-    if (streams.size === 0 && pullSocket === this.#socket) {
-      pullSocket = null
-      void this.#socket.close()
-    }
+    this.#channel._removeStream(this, this.#socket)
   }
 
   get [Symbol.toStringTag](): string {
@@ -225,23 +409,13 @@ export class JobStream implements AsyncIterableIterator<Buffer[]>, PromiseLike<v
  * `Received Job <job>` for each job.
  */
 export function pull(handler?: Handler): JobStream {
-  return new JobStream(handler)
+  return defaultChannel.pull(handler)
 }
 
-/** Flushes (within linger) and closes the module's sockets so the process can exit; push()/pull() start afresh afterwards. */
+/**
+ * Flushes (within linger) and closes the module's sockets, the default channel's and every
+ * named channel's, so the process can exit; push()/pull() start afresh afterwards.
+ */
 export async function close(): Promise<void> {
-  const work: Promise<void>[] = []
-  if (pushSocket) {
-    const sock = pushSocket
-    const ready = pushReady!
-    pushSocket = null
-    pushReady = null
-    work.push(ready.then(() => sock.close(), () => sock.close()))
-  }
-  for (const s of [...streams]) s.close()
-  if (pullSocket) {
-    work.push(pullSocket.close())
-    pullSocket = null
-  }
-  await Promise.all(work)
+  await Promise.all([defaultChannel.close(), ...[...channels.values()].map((c) => c.close())])
 }

@@ -10,11 +10,13 @@ export const {
   READABLE,
   WRITABLE,
   EVENTS,
+  PEERS,
   CLOSED,
   MAX_QUEUED_EVENTS,
 } = binding
 export type NativeSocket = binding.NativeSocket
 export type NativeEvent = binding.NativeEvent
+export type NativePeer = binding.NativePeer
 
 // A thread or process that ends normally (the end of the script, process.exit(), a
 // worker's own exit) first delivers what its sends resolved for, each socket within its

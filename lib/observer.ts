@@ -19,12 +19,21 @@ export interface SocketEvent {
   interval?: number
   /** For error events (and a `disconnect` that an error caused): what went wrong, with its errno name as `code`. */
   error?: CodedError
+  /** For `handshake` and the `disconnect` that ends it over tcp/ipc: the peer's id, unique in the process. */
+  peer?: number
 }
 
 /** What the observer needs from its socket. */
 export interface Observed {
   /** @internal */
-  _takeEvents(max: number): { type: string; address: string; interval?: number | null; errorCode?: string | null; errorMessage?: string | null }[]
+  _takeEvents(max: number): {
+    type: string
+    address: string
+    interval?: number | null
+    errorCode?: string | null
+    errorMessage?: string | null
+    peer?: number | null
+  }[]
   /** @internal */
   _armEvents(): void
   /** @internal */
@@ -37,8 +46,10 @@ const closedObserver = () => codedError('EBADF', 'Observer is closed')
 
 /**
  * A socket's events, with zeromq.js's names. Listen with `on(type, fn)`; `'handshake:error'`
- * hears every `handshake:error:*`. Listening never keeps the process alive by itself; a
- * pending `receive()` does.
+ * hears every `handshake:error:*`. As in zeromq.js, a socket with a listener (or a pending
+ * `receive()`) keeps the process alive until it closes or its last listener is removed with
+ * `off()`: `await new Promise(r => sock.events.on("handshake", r))` waits instead of letting
+ * the process exit mid-wait.
  */
 export class Observer implements AsyncIterable<SocketEvent> {
   readonly #socket: Observed
@@ -57,9 +68,15 @@ export class Observer implements AsyncIterable<SocketEvent> {
     return this.#closed
   }
 
-  /** @internal */
+  /** @internal Whether the observer keeps the process alive. */
   get waiting(): boolean {
-    return this.#waiters.length > 0
+    return !this.#closed && (this.#waiters.length > 0 || this.#listenerCount() > 0)
+  }
+
+  #listenerCount(): number {
+    let n = 0
+    for (const set of this.#listeners.values()) n += set.size
+    return n
   }
 
   /** Calls `listener` for every event of `type`. */
@@ -68,13 +85,17 @@ export class Observer implements AsyncIterable<SocketEvent> {
     let set = this.#listeners.get(type)
     if (!set) this.#listeners.set(type, (set = new Set()))
     set.add(listener)
+    this.#socket._updateRef()
     this.#socket._armEvents()
     return this
   }
 
   /** Stops calling `listener` for `type`. */
   off<K extends EventType>(type: K, listener: Listener): this {
-    this.#listeners.get(type)?.delete(listener)
+    const set = this.#listeners.get(type)
+    set?.delete(listener)
+    if (set?.size === 0) this.#listeners.delete(type)
+    this.#socket._updateRef()
     return this
   }
 
@@ -116,6 +137,7 @@ export class Observer implements AsyncIterable<SocketEvent> {
       const ev: SocketEvent = { type: e.type as SocketEvent['type'], address: e.address }
       if (e.interval !== undefined && e.interval !== null) ev.interval = e.interval
       if (e.errorCode) ev.error = codedError(e.errorCode, e.errorMessage || e.errorCode)
+      if (e.peer !== undefined && e.peer !== null) ev.peer = e.peer
       this.#dispatch(ev.type, ev)
       // `handshake:error` listeners hear every handshake failure, whatever its subtype.
       if (ev.type.startsWith('handshake:error:')) this.#dispatch('handshake:error', ev)

@@ -4,7 +4,7 @@
 
 import { closedError, codedError } from './errors'
 import { describe } from './frames'
-import { EVENTS, NativeSocket } from './native'
+import { EVENTS, NativeSocket, PEERS } from './native'
 import { Observer, type Observed } from './observer'
 import { nativeValues, resolveOptions, type HasOptions, type OptionValues } from './options'
 import type { Waiter, WaitQueue } from './wait-queue'
@@ -13,6 +13,18 @@ import type { Waiter, WaitQueue } from './wait-queue'
 // idle socket nobody references can be collected and closed, as in zeromq.js); while a
 // send, receive or event wait is pending, this set keeps it alive.
 const ACTIVE = new Set<Socket>()
+
+/** A flush still going this long after close() is worth a warning even with peers present. */
+const LINGER_WARNING_AFTER_MS = 1000
+
+interface PeerWaiter {
+  count: number
+  resolve(): void
+  reject(err: unknown): void
+  timer: NodeJS.Timeout | null
+  signal: AbortSignal | undefined
+  onAbort: (() => void) | null
+}
 
 function checkAddress(addr: unknown): asserts addr is string {
   if (typeof addr !== 'string') throw new TypeError(`Address must be a string, got ${describe(addr)}`)
@@ -27,6 +39,10 @@ export abstract class Socket implements HasOptions, Observed {
   /** @internal Set once close() was called: the close in progress. */
   protected closing: Promise<void> | null = null
   #observer: Observer | null = null
+  /** Calls of `waitForPeers()` still waiting: each its count, settled on a PEERS wake. */
+  #peerWaiters: PeerWaiter[] = []
+  /** What bind() and connect() were given, for the close warning to name. */
+  readonly #endpoints = new Set<string>()
 
   /** @internal */
   constructor(kind: 'push' | 'pull', owner: 'Push' | 'Pull', options: unknown) {
@@ -48,6 +64,74 @@ export abstract class Socket implements HasOptions, Observed {
     return this.native.lastEndpoint ?? null
   }
 
+  /**
+   * How many peers this socket reaches now: those whose ZMTP handshake completed and whose
+   * connection is still up. `connect()` and an `accept` event say nothing of this; a PUSH
+   * that sends before its peers are counted here gives every message to the first one to
+   * arrive (the "slow joiner").
+   */
+  get peers(): number {
+    return this.native.closed ? 0 : this.native.peers().length
+  }
+
+  /**
+   * Resolves once the socket reaches at least `count` peers (default 1; see `peers`).
+   * Keeps the process alive while it waits. Rejects with `ETIMEDOUT` after
+   * `options.timeout` ms (default: no limit), with the signal's reason when
+   * `options.signal` aborts, and with `EBADF` if the socket closes first.
+   */
+  waitForPeers(count = 1, options: { timeout?: number; signal?: AbortSignal } = {}): Promise<void> {
+    if (!Number.isInteger(count) || count < 0) {
+      return Promise.reject(new TypeError(`Peer count must be a non-negative integer, got ${describe(count)}`))
+    }
+    const { timeout, signal } = options
+    if (timeout !== undefined && (typeof timeout !== 'number' || !(timeout >= 0))) {
+      return Promise.reject(new TypeError(`Timeout must be a non-negative number of ms, got ${describe(timeout)}`))
+    }
+    if (this.closed) return Promise.reject(closedError())
+    if (signal?.aborted) return Promise.reject(signal.reason)
+    // Armed before the count is read: a handshake in between wakes us, never goes unseen.
+    this.arm(PEERS)
+    if (this.peers >= count) return Promise.resolve()
+    return new Promise<void>((resolve, reject) => {
+      const waiter: PeerWaiter = { count, resolve, reject, timer: null, signal, onAbort: null }
+      const drop = (err: unknown) => {
+        if (this.#removePeerWaiter(waiter)) reject(err)
+      }
+      if (timeout !== undefined) {
+        waiter.timer = setTimeout(
+          () => drop(codedError('ETIMEDOUT', `${this.peers} of ${count} peers after ${timeout} ms`)),
+          timeout,
+        )
+      }
+      if (signal) {
+        waiter.onAbort = () => drop(signal.reason)
+        signal.addEventListener('abort', waiter.onAbort, { once: true })
+      }
+      this.#peerWaiters.push(waiter)
+      this._updateRef()
+    })
+  }
+
+  #removePeerWaiter(w: PeerWaiter): boolean {
+    const i = this.#peerWaiters.indexOf(w)
+    if (i < 0) return false
+    this.#peerWaiters.splice(i, 1)
+    if (w.timer) clearTimeout(w.timer)
+    if (w.onAbort) w.signal?.removeEventListener('abort', w.onAbort)
+    this._updateRef()
+    return true
+  }
+
+  #servePeerWaiters(): void {
+    if (!this.#peerWaiters.length) return
+    this.arm(PEERS)
+    const now = this.peers
+    for (const w of this.#peerWaiters.filter((w) => now >= w.count)) {
+      if (this.#removePeerWaiter(w)) w.resolve()
+    }
+  }
+
   /** Socket events (bind, accept, connect, connect:retry, disconnect, handshake, …), created on first use. */
   get events(): Observer {
     if (!this.#observer) {
@@ -66,6 +150,7 @@ export abstract class Socket implements HasOptions, Observed {
     checkAddress(address)
     if (this.closed) throw closedError()
     await this.native.bind(address)
+    this.#endpoints.add(address)
   }
 
   /** Stops listening on an address given to `bind()` (or its resolved form). */
@@ -80,6 +165,7 @@ export abstract class Socket implements HasOptions, Observed {
     checkAddress(address)
     if (this.closed) throw closedError()
     this.native.connect(address)
+    this.#endpoints.add(address)
   }
 
   /** Stops connecting to an address and drops that connection. */
@@ -96,12 +182,45 @@ export abstract class Socket implements HasOptions, Observed {
   close(): Promise<void> {
     if (this.closing) return this.closing
     this.beforeClose(closedError())
+    for (const w of [...this.#peerWaiters]) if (this.#removePeerWaiter(w)) w.reject(closedError())
+    const warning = this.#lingerWarning()
     this.closing = this.native.close().then(() => {
+      if (warning) clearTimeout(warning)
       this.#observer?._drain()
       this._updateRef()
     })
     this._updateRef()
     return this.closing
+  }
+
+  /**
+   * A close that lingers is never silent: with messages queued and no peer to take them
+   * the warning comes at once, otherwise if the flush is still going after a second. The
+   * timer is unref'd: it must not be what keeps a process alive.
+   */
+  #lingerWarning(): NodeJS.Timeout | null {
+    const linger = this.#opts.linger
+    const unsent = this.native.unsent()
+    if (linger === 0 || unsent === 0) return null
+    const warn = () => {
+      const left = this.native.unsent()
+      if (left === 0) return
+      const where = [...this.#endpoints].join(', ') || '(no endpoint)'
+      const wait = linger < 0 ? 'with no limit (linger -1)' : `up to ${linger} ms (linger)`
+      process.emitWarning(
+        `close() of a ${this.constructor.name} on ${where} waits ${wait} for ${left} queued message(s)` +
+          (this.peers === 0 ? ' that no peer can take now' : ' still being flushed') +
+          '; set `linger` lower (0 drops them) to close sooner',
+        { code: 'ZEROPIPE_LINGER' },
+      )
+    }
+    if (this.peers === 0) {
+      warn()
+      return null
+    }
+    const timer = setTimeout(warn, LINGER_WARNING_AFTER_MS)
+    timer.unref()
+    return timer
   }
 
   /** @internal What a socket type settles before closing: what it accepted, what waits. */
@@ -170,7 +289,8 @@ export abstract class Socket implements HasOptions, Observed {
 
   /** @internal Keeps the process alive exactly while a call waits. */
   _updateRef(): void {
-    const want = !this.closed && (this.waiting() || (this.#observer?.waiting ?? false))
+    const want =
+      !this.closed && (this.waiting() || this.#peerWaiters.length > 0 || (this.#observer?.waiting ?? false))
     if (want !== this.#referenced) {
       this.#referenced = want
       if (want) ACTIVE.add(this)
@@ -182,6 +302,7 @@ export abstract class Socket implements HasOptions, Observed {
   /** @internal Called by the addon's waker with the bits that became true. */
   _wake(bits: number): void {
     if (bits & EVENTS && this.#observer) this.#observer._drain()
+    if (bits & PEERS) this.#servePeerWaiters()
     this.ready(bits)
   }
 }

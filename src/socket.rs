@@ -82,6 +82,22 @@ pub struct NativeEvent {
     pub error_code: Option<String>,
     /// For error events: the message.
     pub error_message: Option<String>,
+    /// For `handshake` and the `disconnect` that ends it: the peer's id (see `peers()`).
+    pub peer: Option<i64>,
+}
+
+/// A peer the socket reaches now: its handshake completed and its connection lives.
+#[napi(object)]
+pub struct NativePeer {
+    /// Unique in the process and never reused: what `sendTo` takes.
+    pub id: i64,
+    /// The peer's endpoint, as events name it.
+    pub address: String,
+}
+
+/// Peer ids fit a JS number exactly: they count pipes from 1 and stay far below 2^53.
+fn peer_id(id: u64) -> i64 {
+    id.min(i64::MAX as u64) as i64
 }
 
 /// One PUSH or PULL socket owned by Rust. Internal: use `Push`/`Pull` from the package.
@@ -364,8 +380,38 @@ impl NativeSocket {
                 interval: e.interval.map(|i| i.min(u32::MAX as u64) as u32),
                 error_code: e.error.as_ref().map(|x| x.code.as_str().to_string()),
                 error_message: e.error.map(|x| x.message),
+                peer: e.peer.map(peer_id),
             })
             .collect()
+    }
+
+    /// Messages a close would still wait for (queued or in flight to peers; 0 for PULL).
+    #[napi]
+    pub fn unsent(&self) -> u32 {
+        self.socket.unsent().min(u32::MAX as usize) as u32
+    }
+
+    /// The peers reachable now (completed handshakes, live connections).
+    #[napi]
+    pub fn peers(&self) -> Vec<NativePeer> {
+        self.socket
+            .peers()
+            .into_iter()
+            .map(|(id, address)| NativePeer {
+                id: peer_id(id),
+                address,
+            })
+            .collect()
+    }
+
+    /// Queues a message for one peer, copying its frames now: `EHOSTUNREACH` if that peer
+    /// is gone, `EAGAIN` at its high-water mark; nothing is queued on either error.
+    #[napi]
+    pub fn send_to(&self, env: Env, peer: i64, frames: Vec<Either<String, Uint8Array>>) -> Result<()> {
+        let Ok(peer) = u64::try_from(peer) else {
+            return Err(engine::Error::new(engine::Code::HostUnreach, format!("no peer {peer}"))).or_js(&env);
+        };
+        self.socket.try_send_to(peer, message_from_js(&frames)).or_js(&env)
     }
 
     /// Closes; resolves once queued messages are flushed (PUSH, within linger). What JS

@@ -15,6 +15,9 @@ pub const WRITABLE: u32 = engine::socket::WRITABLE;
 /// Readiness bit: monitor events are queued.
 #[napi]
 pub const EVENTS: u32 = engine::socket::EVENTS;
+/// Readiness bit: a peer completed its handshake or left.
+#[napi]
+pub const PEERS: u32 = engine::socket::PEERS;
 /// Readiness bit: the socket closed.
 #[napi]
 pub const CLOSED: u32 = engine::socket::CLOSED;

@@ -107,9 +107,14 @@ impl Connection {
         stop: impl Future<Output = ()>,
     ) -> Ended {
         tokio::pin!(stop);
-        let (ended, error) = self.run_inner(stream, source, &mut stop).await;
-        self.socket
-            .event(EventKind::Disconnect, &self.address, None, error);
+        let (ended, error, pipe) = self.run_inner(stream, source, &mut stop).await;
+        match pipe {
+            // After a handshake the disconnect names the peer, and the peer count drops.
+            Some(pipe) => self.socket.peer_changed(&pipe, &self.address, false, error),
+            None => self
+                .socket
+                .event(EventKind::Disconnect, &self.address, None, error),
+        }
         ended
     }
 
@@ -118,12 +123,12 @@ impl Connection {
         mut stream: Stream,
         source: PipeSource,
         stop: &mut Pin<&mut impl Future<Output = ()>>,
-    ) -> (Ended, Option<Error>) {
+    ) -> (Ended, Option<Error>, Option<Arc<Pipe>>) {
         let kind = self.socket.kind();
         let mut buf = BytesMut::with_capacity(8 * 1024);
         let mut decoder = Decoder::new(self.opts.max_message_size);
         let handshake = tokio::select! {
-            _ = stop.as_mut() => return (Ended::BeforeHandshake, None),
+            _ = stop.as_mut() => return (Ended::BeforeHandshake, None, None),
             r = self.handshake(&mut stream, &mut buf, &mut decoder) => r,
         };
         let peer = match handshake {
@@ -135,11 +140,11 @@ impl Connection {
                     EventKind::HandshakeErrorOther
                 };
                 self.socket.event(event, &self.address, None, Some(e));
-                return (Ended::BeforeHandshake, None);
+                return (Ended::BeforeHandshake, None, None);
             }
         };
         if self.socket.is_closed() && kind == SocketType::Pull {
-            return (Ended::BeforeHandshake, None);
+            return (Ended::BeforeHandshake, None, None);
         }
 
         let (pipe, notify, fresh) = match source {
@@ -151,8 +156,7 @@ impl Connection {
                 (pipe, notify, true)
             }
         };
-        self.socket
-            .event(EventKind::Handshake, &self.address, None, None);
+        self.socket.peer_changed(&pipe, &self.address, true, None);
 
         let link = Link {
             pipe,
@@ -172,10 +176,13 @@ impl Connection {
             // Whatever the writer had taken is gone with the connection.
             link.pipe.abandon_in_flight();
         }
+        // No longer a peer before the pipe's messages move on: a dispatcher that reads
+        // `peers` must not pick a pipe being emptied.
+        link.pipe.set_peer(None);
         if fresh {
             self.socket.release_pipe(&link.pipe);
         }
-        (Ended::AfterHandshake, result.err())
+        (Ended::AfterHandshake, result.err(), Some(link.pipe))
     }
 
     /// The NULL handshake, bounded by `handshakeInterval`.

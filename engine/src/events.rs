@@ -52,6 +52,9 @@ pub struct Event {
     /// For `connect:retry`: the delay before the next attempt, ms.
     pub interval: Option<u64>,
     pub error: Option<Error>,
+    /// For `handshake` and a `disconnect` after one: the peer's id, as `Socket::peers`
+    /// lists it and `Socket::try_send_to` takes it.
+    pub peer: Option<u64>,
 }
 
 /// A bounded queue: monitoring must never be a way to grow memory without bound, so the

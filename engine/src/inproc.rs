@@ -122,9 +122,9 @@ pub(crate) fn bind(inner: &Arc<Inner>, name: &str) -> Result<()> {
         // The connector's side may have been waiting for room or data all along.
         p.binder_side.wake(&p.pipe);
         inner.event(EventKind::Accept, &address, None, None);
-        inner.event(EventKind::Handshake, &address, None, None);
+        inner.peer_changed(&p.pipe, &address, true, None);
         conn.event(EventKind::Connect, &address, None, None);
-        conn.event(EventKind::Handshake, &address, None, None);
+        conn.peer_changed(&p.pipe, &address, true, None);
     }
     Ok(())
 }
@@ -142,9 +142,9 @@ pub(crate) fn connect(inner: &Arc<Inner>, name: &str) -> Result<Arc<Pipe>> {
             binder.attach(pipe.clone());
             inner.attach(pipe.clone());
             binder.event(EventKind::Accept, &address, None, None);
-            binder.event(EventKind::Handshake, &address, None, None);
+            binder.peer_changed(&pipe, &address, true, None);
             inner.event(EventKind::Connect, &address, None, None);
-            inner.event(EventKind::Handshake, &address, None, None);
+            inner.peer_changed(&pipe, &address, true, None);
             Ok(pipe)
         }
         None => {

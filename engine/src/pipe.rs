@@ -6,7 +6,7 @@
 //! wakes the writer side), which keeps the per-message cost to one uncontended lock.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::sync::Notify;
@@ -57,8 +57,17 @@ struct State {
     writer_closed: bool,
 }
 
+/// Pipe ids are unique in the process, never reused: an id a caller kept can only ever name
+/// the pipe it was read from, even after that pipe is gone.
+static NEXT_PIPE_ID: AtomicU64 = AtomicU64::new(1);
+
 pub struct Pipe {
     state: Mutex<State>,
+    /// The pipe's (and so its peer's) id: what `Socket::peers` lists and `send_to` takes.
+    id: u64,
+    /// The peer's address while a handshake with it is complete and the connection lives:
+    /// a connect-side pipe outlives reconnects, so being attached says nothing of a peer.
+    peer: Mutex<Option<String>>,
     /// 0 = unlimited, as libzmq's HWM 0.
     /// Atomic only because an inproc pipe made before its binder existed learns the
     /// binder's mark later ([`Pipe::set_hwm`]).
@@ -107,6 +116,8 @@ impl Pipe {
                 reader_closed: false,
                 writer_closed: false,
             }),
+            id: NEXT_PIPE_ID.fetch_add(1, Ordering::Relaxed),
+            peer: Mutex::new(None),
             hwm: AtomicUsize::new(hwm),
             on_readable,
             on_writable,
@@ -115,6 +126,24 @@ impl Pipe {
             listed_for_reader: AtomicBool::new(false),
             listed_for_writer: AtomicBool::new(false),
         })
+    }
+
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// Records that a peer at `address` completed its handshake on this pipe (`None`: the
+    /// connection ended).
+    pub fn set_peer(&self, address: Option<&str>) {
+        *self.peer.lock().unwrap_or_else(|e| e.into_inner()) = address.map(str::to_string);
+    }
+
+    /// The address of the peer this pipe reaches now: one with a completed handshake whose
+    /// connection (or inproc socket) is still there.
+    pub fn peer(&self) -> Option<String> {
+        let peer = self.peer.lock().unwrap_or_else(|e| e.into_inner()).clone()?;
+        let st = self.lock();
+        (!st.reader_closed && !st.writer_closed).then_some(peer)
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {

@@ -29,6 +29,7 @@ use crate::error::{Code, Error, Result};
 use crate::events::{Event, EventKind, EventQueue};
 use crate::handshake::SocketType;
 use crate::message::Message;
+use crate::pipe::{Pipe, PushError};
 use crate::options::{millis, SocketOptions};
 use crate::ready_queue::{fair_queue, round_robin, ReadyQueue, Role};
 use crate::shutdown::{Shutdown, ShutdownTrigger};
@@ -36,7 +37,7 @@ use crate::shutdown::{Shutdown, ShutdownTrigger};
 use self::endpoints::Endpoints;
 use self::pipes::Pipes;
 use self::readiness::Readiness;
-pub use self::readiness::{Waker, CLOSED, EVENTS, READABLE, WRITABLE};
+pub use self::readiness::{Waker, CLOSED, EVENTS, PEERS, READABLE, WRITABLE};
 
 /// Why [`Socket::try_send`] did not queue the message.
 #[derive(Debug)]
@@ -165,6 +166,8 @@ impl Socket {
         if bits & EVENTS != 0 && !lock(&self.inner.events).queue.is_empty() {
             ready |= EVENTS;
         }
+        // PEERS is never "already true": it marks a change, and a caller arms it before
+        // looking at `peers()`, so no change falls between the two.
         ready
     }
 
@@ -273,6 +276,50 @@ impl Socket {
                 Err(TrySendError::Invalid(e)) => return Err(e),
             }
             wait_until(notified, deadline, "send").await?;
+        }
+    }
+
+    /// The peers this socket reaches now, as `(id, address)`: those whose handshake
+    /// completed and whose connection (or inproc socket) is still there. A connect-side
+    /// socket may be "connected" long before it has a peer; this is what says it has one.
+    pub fn peers(&self) -> Vec<(u64, String)> {
+        lock(&self.inner.pipes)
+            .list
+            .iter()
+            .filter_map(|p| p.peer().map(|a| (p.id(), a)))
+            .collect()
+    }
+
+    /// Queues `msg` for one peer (an id from [`Socket::peers`] or a `handshake` event),
+    /// without waiting: a dispatcher that tracks each peer's load picks the peer itself,
+    /// where round-robin would hand a busy one its share. The wire is plain PUSH, so any
+    /// PULL peer takes it. `EHOSTUNREACH` if that peer is gone (as libzmq's ROUTER says
+    /// with ZMQ_ROUTER_MANDATORY), `EAGAIN` if it is at its high-water mark; either way
+    /// nothing was queued.
+    pub fn try_send_to(&self, peer: u64, msg: Message) -> Result<()> {
+        if self.inner.kind != SocketType::Push {
+            return Err(Error::new(Code::Inval, "Socket type does not support sending"));
+        }
+        if msg.is_empty() {
+            return Err(Error::new(Code::Inval, "A message needs at least one frame"));
+        }
+        self.inner.check_open()?;
+        let pipe = lock(&self.inner.pipes)
+            .list
+            .iter()
+            .find(|p| p.id() == peer && p.peer().is_some())
+            .cloned();
+        let unreachable = || Error::new(Code::HostUnreach, format!("no peer {peer}"));
+        let Some(pipe) = pipe else {
+            return Err(unreachable());
+        };
+        match pipe.try_push(msg) {
+            Ok(_) => Ok(()),
+            Err(PushError::Full(_)) => Err(Error::new(
+                Code::Again,
+                format!("peer {peer} is at its high-water mark"),
+            )),
+            Err(PushError::Closed(_)) => Err(unreachable()),
         }
     }
 
@@ -433,13 +480,35 @@ impl Inner {
         interval: Option<u64>,
         error: Option<Error>,
     ) {
-        let became_ready = lock(&self.events).push(Event {
+        self.push_event(Event {
             kind,
             address: address.to_string(),
             interval,
             error,
+            peer: None,
         });
-        if became_ready {
+    }
+
+    /// A peer on `pipe` completed its handshake (`up`) or its connection ended: the pipe
+    /// says so from now on, then the event and the `PEERS` bit tell whoever waits.
+    pub(crate) fn peer_changed(&self, pipe: &Pipe, address: &str, up: bool, error: Option<Error>) {
+        pipe.set_peer(up.then_some(address));
+        self.push_event(Event {
+            kind: if up {
+                EventKind::Handshake
+            } else {
+                EventKind::Disconnect
+            },
+            address: address.to_string(),
+            interval: None,
+            error,
+            peer: Some(pipe.id()),
+        });
+        self.readiness.wake(PEERS);
+    }
+
+    fn push_event(&self, ev: Event) {
+        if lock(&self.events).push(ev) {
             self.readiness.wake(EVENTS);
         }
     }

@@ -12,6 +12,8 @@ pub const READABLE: u32 = 1;
 pub const WRITABLE: u32 = 2;
 /// Readiness bit: monitor events are queued.
 pub const EVENTS: u32 = 4;
+/// Readiness bit: a peer completed its handshake or left (see `Socket::peers`).
+pub const PEERS: u32 = 16;
 /// Readiness bit: the socket closed (reported together with the bits that were armed).
 pub const CLOSED: u32 = 8;
 
