@@ -496,6 +496,7 @@ function rethrowUnlessStopping(run: Run, err: unknown): void {
 
 /** Messages from stdin, split at `delimiter` (a trailing delimiter ends the last one). */
 async function* stdinMessages(delimiter: Buffer, signal: AbortSignal): AsyncGenerator<Buffer> {
+  if (signal.aborted) return
   const input = process.stdin
   signal.addEventListener('abort', () => input.destroy(), { once: true })
   let rest: Buffer = Buffer.alloc(0)
@@ -590,6 +591,7 @@ async function push(run: Run, values: Values, args: string[]): Promise<number> {
       const gaveUp = timeout === undefined ? null : sleep(timeout, 'timeout' as const, { signal: run.abort.signal })
       const outcome = await Promise.race([waited.then(() => 'ok' as const), ...(gaveUp ? [gaveUp] : []), aborted(run.abort.signal)])
       if (outcome === 'timeout') throw new CliError(`${peers.count} of ${waitPeers} peers connected within ${timeout} ms`, EXIT.TIMEOUT)
+      if (outcome === 'aborted') return EXIT.OK
     }
     const started = Date.now()
     for await (const frames of pushInput(values, run.abort.signal)) {
