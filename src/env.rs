@@ -99,4 +99,6 @@ pub fn linger_all_sockets(env: Env) {
         .map(std::mem::take)
         .unwrap_or_default();
     linger_all(&sockets);
+    #[cfg(feature = "stage-trace")]
+    crate::trace::dump();
 }

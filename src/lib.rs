@@ -26,6 +26,8 @@ mod memory;
 mod runtime;
 mod socket;
 mod specs;
+#[cfg(feature = "stage-trace")]
+mod trace;
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;

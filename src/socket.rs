@@ -147,6 +147,8 @@ impl NativeSocket {
         set_tsfn_ref(&env, &waker, false).or_js(&env)?;
         let tsfn = waker.clone();
         socket.set_waker(Some(Arc::new(move |bits| {
+            #[cfg(feature = "stage-trace")]
+            engine::trace::stamp(&engine::trace::WAKE);
             tsfn.call(bits, ThreadsafeFunctionCallMode::NonBlocking);
         })));
         let stage = (kind == engine::SocketType::Push).then(|| Arc::new(SendStage::new()));
@@ -303,6 +305,8 @@ impl NativeSocket {
     /// message needs when it does not fit what is left of the slab.
     #[napi(ts_args_type = "max: number, slab: Uint8Array, offset: number")]
     pub fn try_receive(&mut self, env: Env, max: u32, slab: Unknown, offset: u32) -> Result<i64> {
+        #[cfg(feature = "stage-trace")]
+        let entered = engine::trace::now_ns();
         if self.pending.is_empty() {
             self.socket
                 .try_recv_batch_bytes(
@@ -312,6 +316,10 @@ impl NativeSocket {
                     LARGE_FRAME as usize,
                 )
                 .or_js(&env)?;
+            #[cfg(feature = "stage-trace")]
+            if !self.pending.is_empty() {
+                crate::trace::batch(self.pending.len(), entered);
+            }
         }
         let slab = WriteOnly::of(&env, &slab).or_js(&env)?;
         write_receive_batch(&mut self.pending, &mut self.own, &slab, offset as usize).or_js(&env)

@@ -1,6 +1,7 @@
 // The consuming half of the two-process scenarios (c: throughput, e: latency). It binds, so
 // the parent can hand its resolved tcp port to the producer, and reports one JSON result.
 //   --lib zeropipe|zeromq.js  --mode throughput|latency  --n <messages, throughput only>
+import { writeFileSync } from 'node:fs'
 import { percentileSorted } from '../lib/stats.mjs'
 import { closePair, loadLib } from '../lib/sockets.mjs'
 import { emit, main, parseArgs } from './common.mjs'
@@ -35,14 +36,20 @@ main(async () => {
   } else if (args.mode === 'latency') {
     const lat = []
     let warm = 0
+    // With an addon built with the stage-trace feature: each message's send stamp and arrival,
+    // for scripts/stage-trace.mjs to pair with the addon's per-stage stamps.
+    const traceFile = process.env.ZEROPIPE_TRACE_FILE
+    const arrivals = traceFile && args.lib === 'zeropipe' ? [] : null
     for await (const [m] of pull) {
       // Read the clock before anything else: what follows is our bookkeeping, not transit.
       const now = process.hrtime.bigint()
       const phase = m.readUInt32LE(12)
       if (phase === PHASE_END) break
+      if (arrivals) arrivals.push(`msg ${m.readBigUInt64LE(0)} ${now}${phase === PHASE_WARMUP ? ' warm' : ''}`)
       if (phase === PHASE_MEASURE) lat.push(Number(now - m.readBigUInt64LE(0)) / 1e3)
       else if (phase === PHASE_WARMUP) warm++
     }
+    if (arrivals) writeFileSync(`${traceFile}.js.${process.pid}`, `${arrivals.join('\n')}\n`)
     const sorted = Float64Array.from(lat).sort()
     emit({
       warmup: warm,

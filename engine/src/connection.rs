@@ -296,6 +296,8 @@ impl Connection {
             if n == 0 {
                 return Ok(());
             }
+            #[cfg(feature = "stage-trace")]
+            crate::trace::stamp(&crate::trace::READ);
             link.live.heard();
             if let Target::Body(rest) = target {
                 if n == rest {
@@ -528,6 +530,8 @@ async fn write_all<B: Buf>(wr: &mut WriteHalf, buf: &mut B, live: &Liveness) -> 
         if n == 0 {
             return Err(io::ErrorKind::WriteZero.into());
         }
+        #[cfg(feature = "stage-trace")]
+        crate::trace::record_write();
         buf.advance(n);
         live.wrote(n);
         if waited {

@@ -22,6 +22,7 @@
 //! - [`options`]: the socket options, libzmq names, zeropipe defaults.
 //! - [`events`]: monitor events, with zeromq.js's names.
 //! - [`shutdown`]: how tasks learn that their socket or endpoint is gone.
+//! - `trace` (feature `stage-trace`): per-stage timestamps of the receive path.
 
 // Public: the socket API and its types, large buffers (the binding allocates them too),
 // and (for the fuzz targets and the raw-peer tests, which speak the wire format directly) the
@@ -43,6 +44,8 @@ mod pipe;
 mod ready_queue;
 mod shutdown;
 pub mod socket;
+#[cfg(feature = "stage-trace")]
+pub mod trace;
 mod transport;
 
 pub use error::{Code, Error, Result};

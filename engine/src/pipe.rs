@@ -187,6 +187,8 @@ impl Pipe {
             st.queue.push_back(msg);
             now_full = self.full(&st);
         }
+        #[cfg(feature = "stage-trace")]
+        crate::trace::stamp(&crate::trace::PUSH);
         if was_empty {
             self.on_readable.wake(self);
         }
