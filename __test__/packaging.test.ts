@@ -14,7 +14,7 @@ const REPO = path.resolve(__dirname, "..");
 const run = promisify(execFile);
 
 /** The values index.d.ts declares (types-check.ts pins the same list on the type side). */
-const EXPORTS = ["Channel", "DEFAULT_ENDPOINT", "JobStream", "Pull", "Push", "channel", "close", "configure", "pull", "push"];
+const EXPORTS = ["Channel", "DEFAULT_ENDPOINT", "JobStream", "Pool", "Pull", "Push", "Worker", "channel", "close", "configure", "pull", "push", "serve"];
 
 interface NodeResult {
   code: number | null;
@@ -180,13 +180,16 @@ describe("packaging", () => {
             Channel: "function",
             DEFAULT_ENDPOINT: "string",
             JobStream: "function",
+            Pool: "function",
             Pull: "function",
             Push: "function",
+            Worker: "function",
             channel: "function",
             close: "function",
             configure: "function",
             pull: "function",
             push: "function",
+            serve: "function",
           },
           configureCode: "EINVAL",
           pendingPush: "EBADF",

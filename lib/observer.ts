@@ -54,6 +54,9 @@ const closedObserver = () => codedError('EBADF', 'Observer is closed')
 export class Observer implements AsyncIterable<SocketEvent> {
   readonly #socket: Observed
   readonly #listeners = new Map<string, Set<Listener>>()
+  /** Listeners of the library's own (a pool watching its workers come and go): they hear
+   * every event but, unlike a user's listener, do not keep the process alive. */
+  readonly #taps = new Set<Listener>()
   readonly #queue: SocketEvent[] = []
   #waiters: { resolve: (ev: SocketEvent) => void; reject: (err: unknown) => void }[] = []
   #closed = false
@@ -99,6 +102,13 @@ export class Observer implements AsyncIterable<SocketEvent> {
     return this
   }
 
+  /** @internal Hears every event without keeping the process alive; returns the way to stop. */
+  _tap(listener: Listener): () => void {
+    this.#taps.add(listener)
+    this.#socket._armEvents()
+    return () => this.#taps.delete(listener)
+  }
+
   /** Resolves with the next event (zeromq.js `Observer#receive`). */
   receive(): Promise<SocketEvent> {
     if (this.#queue.length) return Promise.resolve(this.#queue.shift()!)
@@ -138,16 +148,17 @@ export class Observer implements AsyncIterable<SocketEvent> {
       if (e.interval !== undefined && e.interval !== null) ev.interval = e.interval
       if (e.errorCode) ev.error = codedError(e.errorCode, e.errorMessage || e.errorCode)
       if (e.peer !== undefined && e.peer !== null) ev.peer = e.peer
+      for (const tap of this.#taps) tap(ev)
       this.#dispatch(ev.type, ev)
       // `handshake:error` listeners hear every handshake failure, whatever its subtype.
       if (ev.type.startsWith('handshake:error:')) this.#dispatch('handshake:error', ev)
       if (this.#waiters.length) this.#waiters.shift()!.resolve(ev)
-      else if (!this.#listeners.size) this.#queue.push(ev)
+      else if (!this.#listeners.size && !this.#taps.size) this.#queue.push(ev)
       if (this.#queue.length > MAX_QUEUED_EVENTS) this.#queue.shift()
     }
     if (batch.some((e) => e.type === 'end')) this.close()
     this.#socket._updateRef()
-    if (!this.#closed && (this.#listeners.size || this.#waiters.length)) this.#socket._armEvents()
+    if (!this.#closed && (this.#listeners.size || this.#taps.size || this.#waiters.length)) this.#socket._armEvents()
   }
 
   #dispatch(type: string, ev: SocketEvent): void {

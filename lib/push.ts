@@ -44,6 +44,16 @@ export class Push extends Socket {
     this.#stage = new SendStage(this.native)
   }
 
+  /**
+   * @internal Queues a message for one peer (an id from a `handshake` event), copying its
+   * frames now: how a pool hands a job to the worker it chose. Throws `EHOSTUNREACH` if the
+   * peer is gone, `EAGAIN` at its high-water mark; nothing is queued then.
+   */
+  _sendTo(peer: number, frames: Frame[]): void {
+    if (this.closing !== null) throw closedError()
+    this.native.sendTo(peer, frames)
+  }
+
   /** A message can be queued now without waiting (ZMQ_EVENTS & ZMQ_POLLOUT). */
   get writable(): boolean {
     if (this.closed || this.#queue.length > 0) return false

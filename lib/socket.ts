@@ -41,6 +41,8 @@ export abstract class Socket implements HasOptions, Observed {
   #observer: Observer | null = null
   /** Calls of `waitForPeers()` still waiting: each its count, settled on a PEERS wake. */
   #peerWaiters: PeerWaiter[] = []
+  /** False for a socket whose waits must not keep the process alive (a pool's, when idle). */
+  #holdsProcess = true
   /** What bind() and connect() were given, for the close warning to name. */
   readonly #endpoints = new Set<string>()
 
@@ -287,10 +289,18 @@ export abstract class Socket implements HasOptions, Observed {
     if (ready) queueMicrotask(() => this._wake(ready))
   }
 
+  /** @internal Whether this socket's waits keep the process alive (see `Pool`). */
+  _holdProcess(hold: boolean): void {
+    this.#holdsProcess = hold
+    this._updateRef()
+  }
+
   /** @internal Keeps the process alive exactly while a call waits. */
   _updateRef(): void {
     const want =
-      !this.closed && (this.waiting() || this.#peerWaiters.length > 0 || (this.#observer?.waiting ?? false))
+      this.#holdsProcess &&
+      !this.closed &&
+      (this.waiting() || this.#peerWaiters.length > 0 || (this.#observer?.waiting ?? false))
     if (want !== this.#referenced) {
       this.#referenced = want
       if (want) ACTIVE.add(this)
