@@ -3,6 +3,9 @@
 // ends them all for an `after` hook (SIGTERM, then SIGKILL if one does not go), and
 // whatever is still alive when the test process exits is killed with it.
 
+import { existsSync, writeFileSync } from "node:fs";
+import { setPriority } from "node:os";
+
 import { runScript, type Exit, type ScriptRun } from "../fixtures/module-scripts";
 
 export type { Exit, ScriptRun };
@@ -73,4 +76,23 @@ export async function stop(p: Started, graceMs = 5000): Promise<Exit> {
 /** Stops every process still running: for `after`/`afterEach` hooks. */
 export async function stopAll(): Promise<void> {
   await Promise.all([...live].map((p) => stop(p)));
+}
+
+/**
+ * Gives a process more of the CPU than the rest of the machine (`nice` < 0: higher), as a
+ * latency-bound service is given in deployment. Under Linux autogroups every process
+ * started here leads a session of its own, whose group's weight is what counts against
+ * other sessions, so the group's nice is set too. Returns why it could not (not root),
+ * or null.
+ */
+export function prioritize(p: Started, nice: number): string | null {
+  const pid = p.child.pid!;
+  try {
+    setPriority(pid, nice);
+    const autogroup = `/proc/${pid}/autogroup`;
+    if (existsSync(autogroup)) writeFileSync(autogroup, String(nice));
+    return null;
+  } catch (err) {
+    return `could not give ${p.name} nice ${nice}: ${(err as Error).message}`;
+  }
 }
