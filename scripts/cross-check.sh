@@ -58,12 +58,15 @@ STUB
 chmod +x "$stub/cc" "$stub/ar"
 
 export RUSTC=/usr/bin/rustc RUSTC_BOOTSTRAP=1
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}/cross-check"
+export CARGO_TARGET_DIR="${CROSS_CHECK_TARGET_DIR:-$ROOT/target/cross-check}"
 failed=0
 for target in "${targets[@]}"; do
   t="${target//-/_}"
+  # musl links statically by default, which forbids a cdylib; napi build turns it off too.
+  vars=("CC_$t=$stub/cc" "AR_$t=$stub/ar")
+  case "$target" in *musl*) vars+=("CARGO_TARGET_${t^^}_RUSTFLAGS=-C target-feature=-crt-static") ;; esac
   started=$(date +%s)
-  if env "CC_$t=$stub/cc" "AR_$t=$stub/ar" cargo +nightly check -q -Zbuild-std=std,panic_abort --target "$target" -p zeropipe; then
+  if env "${vars[@]}" cargo +nightly check -q -Zbuild-std=std,panic_abort --target "$target" -p zeropipe; then
     echo "cross-check: $target ok ($(( $(date +%s) - started )) s)"
   else
     echo "cross-check: $target FAILED"
