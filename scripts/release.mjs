@@ -20,7 +20,7 @@
 // platform package, writes `optionalDependencies`, publishes the platform packages).
 
 import { execFileSync } from 'node:child_process'
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import * as os from 'node:os'
 import * as path from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -80,6 +80,17 @@ try {
   run('tar', ['-xzf', path.join(stage, packed.filename), '-C', pkgDir, '--strip-components=1'], stage)
   rmSync(path.join(stage, packed.filename))
   cpSync(path.join(ROOT, 'npm'), path.join(pkgDir, 'npm'), { recursive: true })
+
+  // npm provenance checks each package's repository against the workflow's; in GitHub
+  // Actions every package gets the repository the workflow runs in.
+  const { GITHUB_REPOSITORY, GITHUB_SERVER_URL = 'https://github.com' } = process.env
+  if (GITHUB_REPOSITORY) {
+    const repository = { type: 'git', url: `git+${GITHUB_SERVER_URL}/${GITHUB_REPOSITORY}.git` }
+    for (const dir of [pkgDir, ...readdirSync(path.join(pkgDir, 'npm')).map((p) => path.join(pkgDir, 'npm', p))]) {
+      const file = path.join(dir, 'package.json')
+      writeJson(file, { ...readJson(file), repository })
+    }
+  }
 
   // 2. napi-rs's steps, on the platforms being released (they refuse a missing binary).
   const staged = readJson(path.join(pkgDir, 'package.json'))
