@@ -1,45 +1,26 @@
 // zeropipe as users get it: `require` and `import` both work and are one and the same API,
-// from inside the repository (package self-reference) and from a project that installed
-// the packed tarball; and the public types accept right and refuse wrong usages.
+// from inside the repository (package self-reference) and from a project with the release
+// tarballs unpacked into node_modules; and the release packages are laid out as the loader
+// expects. (install.test.ts installs the same tarballs with npm, with no Rust on PATH;
+// types.test.ts checks the public types.)
+//
+// The tarballs are what the release workflow publishes, made the same way (scripts/
+// release.mjs pack): the main package, which carries no binary, and this platform's
+// package, which carries only the binary.
 
 import assert from "node:assert/strict";
-import { execFile, spawn } from "node:child_process";
-import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { after, before, describe, it } from "node:test";
-import { promisify } from "node:util";
 
-const REPO = path.resolve(__dirname, "..");
-const run = promisify(execFile);
+import { parseTriple } from "@napi-rs/cli";
+
+import { PREBUILT_PLATFORMS } from "../lib/native";
+import { HOST, MANIFEST, node, packRelease, REPO, tarballFiles, unpack } from "./fixtures/release-tarballs";
 
 /** The values index.d.ts declares (types-check.ts pins the same list on the type side). */
 const EXPORTS = ["Channel", "DEFAULT_ENDPOINT", "JobStream", "Pool", "Pull", "Push", "Worker", "channel", "close", "configure", "pull", "push", "serve"];
-
-interface NodeResult {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-/** Runs `node <args>` in `cwd` and waits for it to exit by itself (a hang fails the test). */
-function node(args: string[], cwd: string, timeoutMs = 20_000): Promise<NodeResult> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, args, { cwd, stdio: ["ignore", "pipe", "pipe"] });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (d) => (stdout += d));
-    child.stderr.on("data", (d) => (stderr += d));
-    const timer = setTimeout(() => {
-      child.kill("SIGKILL");
-      reject(new Error(`node ${args.join(" ")} did not exit within ${timeoutMs} ms\nstdout:${stdout}\nstderr:${stderr}`));
-    }, timeoutMs);
-    child.on("close", (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
 
 // Both scripts: a Push→Pull round trip on the sockets, then one job through the module API,
 // both over inproc; the process must exit by itself once everything is closed.
@@ -115,42 +96,65 @@ console.log(JSON.stringify({
 
 const EXPECTED_ROUND_TRIP = (word: string) => ({ message: [Buffer.from(word).toString("hex"), "0001ff"], job: ["module job"] });
 
+let work: string;
+/** The two release tarballs: the main package and this platform's package. */
+let mainTarball: string;
+let platformTarball: string;
+/** A project with both tarballs unpacked into node_modules. */
 let installed: string;
 
-// A consumer project with the packed tarball unpacked into node_modules, as `npm install`
-// would leave it: only the files package.json publishes, no self-reference to the repo.
 before(async () => {
-  installed = mkdtempSync(path.join(os.tmpdir(), "zeropipe-packaging-"));
-  const { stdout } = await run("npm", ["pack", "--ignore-scripts", "--json", "--pack-destination", installed], {
-    cwd: REPO,
-    maxBuffer: 16 * 1024 * 1024,
-  });
-  const [{ filename }] = JSON.parse(stdout) as Array<{ filename: string }>;
-  const target = path.join(installed, "node_modules", "zeropipe");
-  mkdirSync(target, { recursive: true });
-  await run("tar", ["-xzf", path.join(installed, filename), "-C", target, "--strip-components=1"]);
+  work = mkdtempSync(path.join(os.tmpdir(), "zeropipe-packaging-"));
+  ({ mainTarball, platformTarball } = await packRelease(work));
+  installed = path.join(work, "unpacked");
+  await unpack(mainTarball, path.join(installed, "node_modules", "zeropipe"));
+  await unpack(platformTarball, path.join(installed, "node_modules", `zeropipe-${HOST}`));
   writeFileSync(path.join(installed, "package.json"), JSON.stringify({ name: "consumer", private: true }));
 });
 
 after(() => {
-  if (installed) rmSync(installed, { recursive: true, force: true });
+  if (work) rmSync(work, { recursive: true, force: true });
+});
+
+describe("the release packages", () => {
+  it("has a prebuilt package for each napi target, named as the loader and the error name them", () => {
+    const fromTargets = MANIFEST.napi.targets.map((t) => parseTriple(t).platformArchABI);
+    assert.deepEqual([...PREBUILT_PLATFORMS].sort(), [...fromTargets].sort());
+    assert.deepEqual(readdirSync(path.join(REPO, "npm")).sort(), [...fromTargets].sort());
+    const loader = readFileSync(path.join(REPO, "binding.js"), "utf8");
+    for (const p of fromTargets) {
+      const pkg = JSON.parse(readFileSync(path.join(REPO, "npm", p, "package.json"), "utf8"));
+      assert.equal(pkg.name, `zeropipe-${p}`);
+      assert.equal(pkg.version, MANIFEST.version, `${pkg.name} is at zeropipe's version`);
+      assert.deepEqual(pkg.files, [`zeropipe.${p}.node`]);
+      assert.equal(pkg.main, `zeropipe.${p}.node`);
+      assert.ok(loader.includes(`require('zeropipe-${p}')`), `binding.js loads zeropipe-${p}`);
+    }
+  });
+
+  it("the main package carries no binary and lists every platform package at its own version", async () => {
+    const files = await tarballFiles(mainTarball);
+    for (const f of ["index.js", "index.mjs", "index.d.ts", "binding.js", "binding.d.ts", "lib/native.js", "package.json", "README.md"]) {
+      assert.ok(files.includes(f), `${f} is in the main tarball (got ${files.join(", ")})`);
+    }
+    assert.deepEqual(files.filter((f) => f.endsWith(".node")), [], "no binary in the main tarball");
+    const pkg = JSON.parse(readFileSync(path.join(installed, "node_modules", "zeropipe", "package.json"), "utf8"));
+    assert.deepEqual(
+      pkg.optionalDependencies,
+      Object.fromEntries(PREBUILT_PLATFORMS.map((p) => [`zeropipe-${p}`, MANIFEST.version])),
+    );
+    assert.equal(pkg.scripts.prepublishOnly, undefined, "the guard against publishing the checkout is not published");
+  });
+
+  it(`the ${HOST} package carries only its binary`, async () => {
+    assert.deepEqual(await tarballFiles(platformTarball), ["README.md", `zeropipe.${HOST}.node`, "package.json"].sort());
+  });
 });
 
 describe("packaging", () => {
-  it("publishes the entry files that package.json points at, and the native addon", () => {
-    const files = readdirSync(path.join(installed, "node_modules", "zeropipe")).sort();
-    for (const f of ["index.js", "index.mjs", "index.d.ts", "binding.js", "package.json"]) {
-      assert.ok(files.includes(f), `${f} is in the tarball (got ${files.join(", ")})`);
-    }
-    assert.ok(
-      files.some((f) => /^zeropipe\..+\.node$/.test(f)),
-      `a zeropipe.<platform>.node addon is in the tarball (got ${files.join(", ")})`,
-    );
-  });
-
   for (const [where, cwd] of [
     ["inside the repository", () => REPO],
-    ["from an installed tarball", () => installed],
+    ["from the unpacked release tarballs", () => installed],
   ] as const) {
     describe(where, () => {
       it("does a Push→Pull round trip and a module push()/pull() through require()", async () => {
@@ -211,27 +215,4 @@ describe("packaging", () => {
       });
     });
   }
-});
-
-describe("TypeScript types", () => {
-  const tsc = (args: string[]) =>
-    run("npx", ["--no-install", "tsc", ...args], { cwd: REPO, maxBuffer: 16 * 1024 * 1024 }).then(
-      ({ stdout }) => ({ ok: true, out: stdout }),
-      (err: { stdout?: string; stderr?: string }) => ({ ok: false, out: `${err.stdout ?? ""}${err.stderr ?? ""}` }),
-    );
-
-  it("checks the types fixture as part of the project (tsc -p tsconfig.json)", async () => {
-    const checked = await tsc(["-p", "tsconfig.json", "--noEmit", "--listFiles"]);
-    assert.ok(checked.ok, checked.out);
-    assert.match(checked.out, /\/__test__\/fixtures\/types-check\.ts$/m, "the fixture is part of the project");
-  });
-
-  it("accepts the public API and refuses each wrong usage, as CommonJS and as an ES module", async () => {
-    // Every `@ts-expect-error` in the fixtures must meet an error, or tsc fails (TS2578).
-    const checked = await tsc(["-p", "__test__/fixtures/types-tsconfig.json", "--noEmit", "--listFiles"]);
-    assert.ok(checked.ok, checked.out);
-    assert.match(checked.out, /\/types-check\.ts$/m);
-    assert.match(checked.out, /\/types-esm\.mts$/m);
-    assert.ok(checked.out.split("\n").includes(path.join(REPO, "index.d.ts")), "zeropipe resolves to the package's own index.d.ts");
-  });
 });

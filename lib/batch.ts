@@ -2,8 +2,7 @@
 // specified in src/batch.rs (the Rust side of this module); the constants come from there.
 
 import { copyBytes, type Frame } from './frames'
-import type { NativeSocket } from './native'
-import * as binding from '../binding.js'
+import { binding, type NativeSocket } from './native'
 
 const { STAGE_META_HEAD, OWN_BUFFER, RECEIVE_BATCH_MESSAGES, RECEIVE_SLAB_BYTES } = binding
 
