@@ -41,6 +41,8 @@ export abstract class Socket implements HasOptions, Observed {
   #observer: Observer | null = null
   /** Calls of `waitForPeers()` still waiting: each its count, settled on a PEERS wake. */
   #peerWaiters: PeerWaiter[] = []
+  /** False where the owner reports a lingering close its own way (the CLI, with its exit code). */
+  #warnOnLinger = true
   /** False for a socket whose waits must not keep the process alive (a pool's, when idle). */
   #holdsProcess = true
   /** What bind() and connect() were given, for the close warning to name. */
@@ -202,8 +204,7 @@ export abstract class Socket implements HasOptions, Observed {
    */
   #lingerWarning(): NodeJS.Timeout | null {
     const linger = this.#opts.linger
-    const unsent = this.native.unsent()
-    if (linger === 0 || unsent === 0) return null
+    if (!this.#warnOnLinger || linger === 0 || this.native.unsent() === 0) return null
     const warn = () => {
       const left = this.native.unsent()
       if (left === 0) return
@@ -287,6 +288,11 @@ export abstract class Socket implements HasOptions, Observed {
     if (this.native.closed) return
     const ready = this.native.arm(bits)
     if (ready) queueMicrotask(() => this._wake(ready))
+  }
+
+  /** @internal Whether close() warns when it lingers (see `#lingerWarning`). */
+  _warnOnLinger(on: boolean): void {
+    this.#warnOnLinger = on
   }
 
   /** @internal Whether this socket's waits keep the process alive (see `Pool`). */
