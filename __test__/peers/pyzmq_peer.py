@@ -58,6 +58,12 @@ OPTIONS = {
     "tcpKeepaliveInterval": zmq.TCP_KEEPALIVE_INTVL,
     "tcpMaxRetransmitTimeout": zmq.TCP_MAXRT,
     "ipv6": zmq.IPV6,
+    # CURVE, with keys as 40-character Z85 strings (libzmq takes them as is).
+    "curveServer": zmq.CURVE_SERVER,
+    "curveSecretKey": zmq.CURVE_SECRETKEY,
+    "curvePublicKey": zmq.CURVE_PUBLICKEY,
+    "curveServerKey": zmq.CURVE_SERVERKEY,
+    "zapDomain": zmq.ZAP_DOMAIN,
 }
 
 
@@ -98,6 +104,8 @@ def apply_options(sock, role, options):
             die("option %r does not apply to a %s socket" % (name, role))
         if isinstance(value, bool):
             value = int(value)
+        elif isinstance(value, str):
+            value = value.encode("ascii")
         try:
             sock.setsockopt(OPTIONS[name], value)
         except (zmq.ZMQError, TypeError) as exc:
