@@ -14,7 +14,7 @@ const REPO = path.resolve(__dirname, "..");
 const run = promisify(execFile);
 
 /** The values index.d.ts declares (types-check.ts pins the same list on the type side). */
-const EXPORTS = ["Channel", "DEFAULT_ENDPOINT", "JobStream", "Pool", "Pull", "Push", "Worker", "channel", "close", "configure", "pull", "push", "serve"];
+const EXPORTS = ["Channel", "DEFAULT_ENDPOINT", "JobStream", "Pool", "Pull", "Push", "Worker", "channel", "close", "configure", "curveKeyPair", "pull", "push", "serve", "z85"];
 
 interface NodeResult {
   code: number | null;

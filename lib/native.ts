@@ -12,6 +12,7 @@ export const {
   EVENTS,
   PEERS,
   CLOSED,
+  AUTH,
   MAX_QUEUED_EVENTS,
 } = binding
 export type NativeSocket = binding.NativeSocket

@@ -8,7 +8,7 @@ import type { PushOptionProperties, PushOptions } from './generated'
 import { WRITABLE } from './native'
 import * as binding from '../binding.js'
 import { defineOptionProperties } from './options'
-import { serve, Socket } from './socket'
+import { defineCurveProperties, serve, Socket } from './socket'
 import { WaitQueue, type Waiter } from './wait-queue'
 
 const { LARGE_FRAME } = binding
@@ -215,3 +215,4 @@ function flushOnTick(push: Push): void {
 // eslint-disable-next-line @typescript-eslint/no-empty-interface
 export interface Push extends PushOptionProperties {}
 defineOptionProperties(Push, 'Push')
+defineCurveProperties(Push)
