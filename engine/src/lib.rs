@@ -30,9 +30,9 @@
 // codec, greeting, handshake and endpoint parser.
 pub mod buffer_pool;
 pub mod codec;
-pub mod curve;
 mod connection;
 mod connector;
+pub mod curve;
 pub mod endpoint;
 pub mod error;
 pub mod events;

@@ -177,6 +177,12 @@ impl BoxKey {
         Ok(BoxKey(key))
     }
 
+    /// A second copy of the key, for a connection whose reader and writer each hold one
+    /// (both are wiped on drop).
+    pub(crate) fn duplicate(&self) -> Self {
+        BoxKey(self.0)
+    }
+
     /// A random key from the OS random number generator.
     pub fn random() -> Self {
         let mut key = BoxKey([0u8; KEY_LEN]);

@@ -99,6 +99,17 @@ impl Session {
         }
     }
 
+    /// Two copies of the session, one for the connection's writer (which only seals) and
+    /// one for its reader (which only opens), so that neither waits on the other. Each
+    /// direction's counter lives in exactly one of them.
+    pub fn split(self) -> (Session, Session) {
+        let twin = Session {
+            key: self.key.duplicate(),
+            ..self
+        };
+        (self, twin)
+    }
+
     /// The nonce the next sealed MESSAGE will carry.
     pub fn next_send_nonce(&self) -> u64 {
         self.next_send

@@ -10,6 +10,10 @@
 //! - [`mechanism`]: [`ClientHandshake`] and [`ServerHandshake`].
 //! - [`message`]: [`Session`], sealing and opening MESSAGE commands with nonces that only go
 //!   up.
+//! - `driver`: runs the handshake over a connection's stream, with the server's verdict
+//!   (allowlist, [`Authenticator`]).
+//! - `traffic`: a connection's MESSAGEs after the handshake (the reader's [`Session`] use and
+//!   multipart reassembly, the writer's sealing).
 //!
 //! # Using it
 //!
@@ -57,8 +61,10 @@
 //! authentication verdict ([`ServerHandshake::deny`]), as in libzmq.
 
 pub mod crypto;
+pub(crate) mod driver;
 pub mod mechanism;
 pub mod message;
+pub(crate) mod traffic;
 pub mod z85;
 
 use std::collections::HashSet;
@@ -69,10 +75,10 @@ use std::pin::Pin;
 use bytes::Bytes;
 
 pub use crypto::{KeyPair, PublicKey, SecretKey};
-pub use message::MESSAGE_OVERHEAD;
 pub use mechanism::{
     ClientHandshake, ClientInfo, ClientStep, Established, ServerHandshake, ServerStep, Status,
 };
+pub use message::MESSAGE_OVERHEAD;
 pub use message::{Opened, Session};
 
 use crate::{Code, Error};
@@ -87,7 +93,11 @@ pub struct CurveKeys {
 
 impl fmt::Debug for CurveKeys {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "CurveKeys {{ public: {}, secret: .. }}", z85::encode_key(&self.public))
+        write!(
+            f,
+            "CurveKeys {{ public: {}, secret: .. }}",
+            z85::encode_key(&self.public)
+        )
     }
 }
 

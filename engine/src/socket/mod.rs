@@ -30,8 +30,8 @@ use crate::error::{Code, Error, Result};
 use crate::events::{Event, EventKind, EventQueue};
 use crate::handshake::SocketType;
 use crate::message::Message;
-use crate::pipe::{Pipe, PushError};
 use crate::options::{millis, SocketOptions};
+use crate::pipe::{Pipe, PushError};
 use crate::ready_queue::{fair_queue, round_robin, ReadyQueue, Role};
 use crate::shutdown::{Shutdown, ShutdownTrigger};
 
@@ -167,10 +167,7 @@ impl Socket {
     /// time it may take (past it, the verdict is 300: closed without an ERROR). Without
     /// one, a server accepts any client whose vouch checks out and that passes the
     /// allowlist, as libzmq does without a ZAP handler.
-    pub fn set_authenticator(
-        &self,
-        auth: Option<(Arc<dyn Authenticator>, std::time::Duration)>,
-    ) {
+    pub fn set_authenticator(&self, auth: Option<(Arc<dyn Authenticator>, std::time::Duration)>) {
         *lock(&self.inner.authenticator) = auth;
     }
 
@@ -341,10 +338,16 @@ impl Socket {
     /// nothing was queued.
     pub fn try_send_to(&self, peer: u64, msg: Message) -> Result<()> {
         if self.inner.kind != SocketType::Push {
-            return Err(Error::new(Code::Inval, "Socket type does not support sending"));
+            return Err(Error::new(
+                Code::Inval,
+                "Socket type does not support sending",
+            ));
         }
         if msg.is_empty() {
-            return Err(Error::new(Code::Inval, "A message needs at least one frame"));
+            return Err(Error::new(
+                Code::Inval,
+                "A message needs at least one frame",
+            ));
         }
         self.inner.check_open()?;
         let pipe = lock(&self.inner.pipes)
