@@ -177,7 +177,7 @@ export interface NativeAuthRequest {
   id: number
   /** The client's long-term public key, Z85. */
   publicKey: string
-  /** The client's address: the IP for tcp, the path for ipc. */
+  /** The client's address: the IP for tcp, the endpoint for ipc. */
   address: string
   /** The socket's `zapDomain`. */
   domain: string

@@ -16,7 +16,7 @@ export type CurveKey = string | Uint8Array
 export interface AuthRequest {
   /** The client's long-term public key (Z85), proven: the client holds its secret key. */
   publicKey: string
-  /** Where the client connects from: its IP for tcp (no port), the socket path for ipc. */
+  /** Where the client connects from: its IP for tcp (no port), the endpoint (`ipc://path`) for ipc. */
   address: string
   /** The server's `zapDomain`. */
   domain: string

@@ -129,7 +129,7 @@ pub struct NativeAuthRequest {
     pub id: u32,
     /// The client's long-term public key, Z85.
     pub public_key: String,
-    /// The client's address: the IP for tcp, the path for ipc.
+    /// The client's address: the IP for tcp, the endpoint for ipc.
     pub address: String,
     /// The socket's `zapDomain`.
     pub domain: String,
