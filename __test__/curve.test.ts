@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { inspect } from "node:util";
 import { describe, it } from "node:test";
 
-import { close, configure, curveKeyPair, pull as modulePull, push as modulePush, Pull, Push, z85, type AuthRequest, type PullOptions, type PushOptions, type SocketEvent } from "zeropipe";
+import { close, configure, curveKeyPair, Pool, serve, pull as modulePull, push as modulePush, Pull, Push, z85, type AuthRequest, type PullOptions, type PushOptions, type SocketEvent } from "zeropipe";
 import { bindFresh, fixedEndpoints, trackSockets, within } from "./helpers/sockets";
 
 const T = { timeout: 30_000 };
@@ -513,5 +513,32 @@ describe("the module API with CURVE", () => {
       child.kill("SIGKILL");
       await close();
     }
+  });
+});
+
+describe("Pool and serve() with CURVE", () => {
+  const endpoints = fixedEndpoints("curve-pool");
+
+  it("run jobs over CURVE, the pool the server with an allowlist, the worker its client", T, async () => {
+    const jobs = await endpoints("tcp");
+    const results = await endpoints("tcp");
+    const pool = new Pool({ jobs, results, curve: { curveServer: true, curveSecretKey: server.secretKey, curveAllow: [client.publicKey] } });
+    const worker = serve((frames) => `done ${frames[0]}`, {
+      jobs,
+      results,
+      curve: { curveServerKey: server.publicKey, curveSecretKey: client.secretKey },
+    });
+    try {
+      await pool.waitForWorkers(1, { timeout: 10_000 });
+      assert.deepEqual((await pool.run("job")).map(String), ["done job"]);
+    } finally {
+      await worker.close();
+      await pool.close();
+    }
+  });
+
+  it("refuse a curve option that is not a CURVE option", () => {
+    assert.throws(() => new Pool({ jobs: "tcp://127.0.0.1:1", results: "tcp://127.0.0.1:2", curve: { linger: 0 } as never }), TypeError);
+    assert.throws(() => serve(() => 1, { jobs: "tcp://127.0.0.1:1", results: "tcp://127.0.0.1:2", curve: "on" as never }), TypeError);
   });
 });

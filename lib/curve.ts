@@ -311,3 +311,15 @@ export function verdictStatus(verdict: unknown): { status: number; userId: strin
   }
   return null
 }
+
+/** The `curve` option of `Pool` and `serve()`: CURVE options only (`TypeError` otherwise). */
+export function curveOf(owner: string, curve: unknown): CurveOptions {
+  if (curve === undefined || curve === null) return {}
+  if (typeof curve !== 'object') throw new TypeError(`${owner} option "curve" must be an object of CURVE options, got ${describe(curve)}`)
+  for (const name of Object.keys(curve)) {
+    if (!isCurveOption(name)) {
+      throw new TypeError(`${owner} option "curve" takes CURVE options (${CURVE_OPTION_NAMES.join(', ')}), not "${name}"`)
+    }
+  }
+  return curve as CurveOptions
+}
