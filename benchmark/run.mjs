@@ -75,16 +75,16 @@ const RATES = {
     ipc: [600e3, 500e3, 450e3, 180e3, 80e3, 25e3, 7e3, 2e3],
     inproc: [1.2e6, 1e6, 700e3, 500e3, 400e3, 250e3, 150e3, 100e3],
     twoProcess: [900e3, 150e3, 15e3, 1.2e3],
-    curveTcp: [300e3, 150e3, 8e3],
-    curveTwoProcess: [300e3, 150e3, 8e3],
+    curveTcp: [250e3, 100e3, 3e3],
+    curveTwoProcess: [250e3, 120e3, 3.5e3],
   },
   'zeromq.js': {
     tcp: [110e3, 100e3, 90e3, 70e3, 50e3, 22e3, 7e3, 2e3],
     ipc: [110e3, 100e3, 90e3, 75e3, 55e3, 30e3, 8e3, 2.5e3],
     inproc: [150e3, 140e3, 130e3, 120e3, 110e3, 100e3, 70e3, 60e3],
     twoProcess: [250e3, 120e3, 15e3, 1.5e3],
-    curveTcp: [80e3, 60e3, 6e3],
-    curveTwoProcess: [150e3, 80e3, 6e3],
+    curveTcp: [65e3, 45e3, 4e3],
+    curveTwoProcess: [60e3, 35e3, 4e3],
   },
 }
 
