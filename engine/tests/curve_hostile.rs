@@ -51,11 +51,20 @@ struct Raw {
 }
 
 impl Raw {
-    /// Connects and exchanges CURVE greetings.
-    async fn greeted(ep: &str) -> Raw {
-        let mut s = TcpStream::connect(ep.trim_start_matches("tcp://"))
+    /// Connects, nothing more.
+    async fn connected(ep: &str) -> Raw {
+        let s = TcpStream::connect(ep.trim_start_matches("tcp://"))
             .await
             .unwrap();
+        Raw {
+            s,
+            buf: BytesMut::new(),
+        }
+    }
+
+    /// Connects and exchanges CURVE greetings.
+    async fn greeted(ep: &str) -> Raw {
+        let Raw { mut s, .. } = Raw::connected(ep).await;
         s.write_all(&encode_greeting_for(&curve::MECHANISM, false))
             .await
             .unwrap();
@@ -177,6 +186,15 @@ where
 {
     let mut cases: Vec<(&str, Raw)> = Vec::new();
     let good_hello = || client(server, raw_kind).hello().unwrap();
+
+    // Downgrades: a ZMTP 2.0 greeting (refused at its major version), a NULL greeting.
+    let mut raw = Raw::connected(ep).await;
+    raw.send(b"\xff\0\0\0\0\0\0\0\x01\x7f\x02\x00").await;
+    cases.push(("a ZMTP 2.0 greeting", raw));
+    let mut raw = Raw::connected(ep).await;
+    raw.send(&zeropipe_engine::greeting::encode_greeting(false))
+        .await;
+    cases.push(("a NULL greeting", raw));
 
     let mut raw = Raw::greeted(ep).await;
     raw.send(&frame(&good_hello()[..100])).await;
