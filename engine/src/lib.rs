@@ -27,7 +27,7 @@
 
 // Public: the socket API and its types, large buffers (the binding allocates them too),
 // and (for the fuzz targets and the raw-peer tests, which speak the wire format directly) the
-// codec, greeting, handshake and endpoint parser.
+// codec, greeting, handshake, CURVE machines and endpoint parser.
 pub mod buffer_pool;
 pub mod codec;
 mod connection;

@@ -33,9 +33,12 @@ async fn pair(proto: &str) -> (Socket, Socket, CurveKeys, CurveKeys) {
     let (sk, ck) = (curve::key_pair(), curve::key_pair());
     let pull = sock(SocketType::Pull);
     pull.set_curve(Some(curve_server(&sk))).unwrap();
+    // Monitored from the start: the handshake events come before anything else.
+    pull.enable_events();
     let ep = pull.bind(&unique(proto)).await.unwrap();
     let push = sock(SocketType::Push);
     push.set_curve(Some(curve_client(&ck, sk.public))).unwrap();
+    push.enable_events();
     push.connect(&ep).unwrap();
     (pull, push, sk, ck)
 }
@@ -92,8 +95,6 @@ async fn bad_options_are_einval_and_closed_sockets_ebadf() {
 async fn messages_travel_over_tcp_and_ipc() {
     for proto in ["tcp", "ipc"] {
         let (pull, push, sk, ck) = pair(proto).await;
-        pull.enable_events();
-        push.enable_events();
         send(&push, msg(&[b"hello"])).await;
         assert_eq!(recv(&pull).await, msg(&[b"hello"]), "{proto}");
         // Multipart with empty frames, and an empty message.

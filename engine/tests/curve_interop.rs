@@ -47,16 +47,20 @@ fn big() -> Message {
 }
 
 /// Starts the Python peer; for a binding one, also returns the endpoint it bound.
-async fn peer(
-    args: &[String],
-    binds: bool,
-) -> (
-    Child,
-    Option<String>,
-    tokio::io::Lines<BufReader<tokio::process::ChildStdout>>,
-) {
+async fn peer(args: &[String], binds: bool) -> (Child, Option<String>, Lines) {
+    spawn("curve_peer.py", args, binds).await
+}
+
+type Lines = tokio::io::Lines<BufReader<tokio::process::ChildStdout>>;
+
+/// Starts `script` (in tests/) with `args`; if it binds, reads its "ENDPOINT" line.
+async fn spawn(script: &str, args: &[String], binds: bool) -> (Child, Option<String>, Lines) {
     let mut child = Command::new(python())
-        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/curve_peer.py"))
+        .arg(
+            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                .join("tests")
+                .join(script),
+        )
         .args(args)
         .stdout(Stdio::piped())
         .stdin(Stdio::piped())
@@ -206,4 +210,81 @@ async fn control_the_same_exchange_without_curve() {
     receive_all(&pull).await;
     finish(child, lines).await;
     pull.close().await;
+}
+
+/// The next line the peer prints, within T.
+async fn line(lines: &mut Lines) -> String {
+    timeout(T, lines.next_line())
+        .await
+        .expect("peer said nothing in time")
+        .unwrap()
+        .expect("peer exited")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn authentication_verdicts_cross_both_ways() {
+    use zeropipe_engine::EventKind;
+    // Their ZAP handler says 400: our client reports handshake:error:auth with 400.
+    let (sk, ck) = (curve::key_pair(), curve::key_pair());
+    let args = ["zap-server", "400", &z(&sk.secret)].map(String::from);
+    let (mut child, ep, mut lines) = spawn("curve_auth_peer.py", &args, true).await;
+    let push = ours(SocketType::Push, curve_client(&ck, sk.public));
+    push.connect(&ep.unwrap()).unwrap();
+    assert_eq!(line(&mut lines).await, format!("ZAP {}", z(&ck.public)));
+    let ev = common::wait_for_events(&push, EventKind::HandshakeErrorAuth, 1, T).await;
+    let e = ev
+        .iter()
+        .find(|e| e.kind == EventKind::HandshakeErrorAuth)
+        .unwrap();
+    assert_eq!(e.status, Some(400));
+    push.close().await;
+    drop(child.stdin.take());
+    let _ = timeout(T, child.wait()).await;
+
+    // Their ZAP handler says 200: we get in.
+    let args = ["zap-server", "200", &z(&sk.secret)].map(String::from);
+    let (mut child, ep, mut lines) = spawn("curve_auth_peer.py", &args, true).await;
+    let push = ours(SocketType::Push, curve_client(&ck, sk.public));
+    push.connect(&ep.unwrap()).unwrap();
+    assert_eq!(line(&mut lines).await, format!("ZAP {}", z(&ck.public)));
+    common::wait_for_events(&push, EventKind::Handshake, 1, T).await;
+    push.close().await;
+    drop(child.stdin.take());
+    let _ = timeout(T, child.wait()).await;
+
+    // Our allowlist leaves their client out: libzmq reports an authentication failure
+    // (400); with its key listed, its handshake succeeds.
+    for (listed, expect) in [(false, "FAILED_AUTH 400"), (true, "SUCCEEDED")] {
+        let their = curve::key_pair();
+        let allowed = if listed {
+            their.public
+        } else {
+            curve::key_pair().public
+        };
+        let mut opts = curve_server(&sk);
+        opts.allow = Some(std::collections::HashSet::from([allowed]));
+        let pull = ours(SocketType::Pull, opts);
+        let ep = pull.bind("tcp://127.0.0.1:*").await.unwrap();
+        let args = ["client", &ep, &z(&their.secret), &z(&sk.public)].map(String::from);
+        let (mut child, _, mut lines) = spawn("curve_auth_peer.py", &args, false).await;
+        assert_eq!(line(&mut lines).await, expect);
+        let _ = timeout(T, child.wait()).await;
+        pull.close().await;
+    }
+
+    // A wrong server key: libzmq's server cannot open our HELLO and closes without a word;
+    // our client reports no verdict, only a failed handshake, and retries.
+    let args = ["zap-server", "200", &z(&sk.secret)].map(String::from);
+    let (mut child, ep, _lines) = spawn("curve_auth_peer.py", &args, true).await;
+    let push = ours(
+        SocketType::Push,
+        curve_client(&ck, curve::key_pair().public),
+    );
+    push.connect(&ep.unwrap()).unwrap();
+    let ev = common::wait_for_events(&push, EventKind::HandshakeErrorOther, 2, T).await;
+    assert_eq!(common::count(&ev, EventKind::HandshakeErrorAuth), 0);
+    assert_eq!(common::count(&ev, EventKind::Handshake), 0);
+    push.close().await;
+    drop(child.stdin.take());
+    let _ = timeout(T, child.wait()).await;
 }

@@ -209,7 +209,7 @@ async fn read_command<S: AsyncRead + Unpin>(
 }
 
 /// The body of the command frame at the front of `buf`, if all of it is there.
-pub(crate) fn take_command(buf: &mut BytesMut) -> Result<Option<Bytes>, Error> {
+pub fn take_command(buf: &mut BytesMut) -> Result<Option<Bytes>, Error> {
     let Some(&flags) = buf.first() else {
         return Ok(None);
     };

@@ -151,7 +151,7 @@ impl Session {
         out.put_slice(MESSAGE);
         out.put_u64(n);
         out.put_bytes(0, MAC_LEN);
-        out.put_u8(u8::from(more) * FLAG_MORE | u8::from(command) * FLAG_COMMAND);
+        out.put_u8((u8::from(more) * FLAG_MORE) | (u8::from(command) * FLAG_COMMAND));
         out.put_slice(frame);
         let nonce = short_nonce(self.send_prefix, n);
         self.key

@@ -15,7 +15,24 @@
 //! - `traffic`: a connection's MESSAGEs after the handshake (the reader's [`Session`] use and
 //!   multipart reassembly, the writer's sealing).
 //!
-//! # Using it
+//! # On a socket
+//!
+//! `Socket::set_curve(Some(CurveOptions { .. }))` makes every tcp/ipc connection made
+//! afterwards speak CURVE (as a server or as a client of `server_key`); inproc stays
+//! unencrypted, as in libzmq. A CURVE socket refuses NULL peers and pre-3.0 greetings, and a
+//! NULL socket refuses CURVE peers: there is no fallback either way. A server decides on each
+//! client with its `allow` list (not in it: 400), then its [`Authenticator`] if one is set
+//! (`Socket::set_authenticator`; past its timeout: 300), else accepts any client whose
+//! vouch checks out, as libzmq does without a ZAP handler. 200 completes the handshake (the
+//! `handshake` event carries the client's key and the user id); 400 and 500 send ERROR with
+//! that reason and close; 300 closes without a word. Refusals are reported as
+//! `handshake:error:auth` with the status on the server, and on a client that received ERROR
+//! "400" or "500". Every other failure closes silently (`handshake:error:protocol` locally).
+//! A server runs at most `socket::MAX_PENDING_CURVE_HANDSHAKES` handshakes at once, each
+//! bounded by `handshakeInterval`. Each connection makes fresh short-term keys, precomputes
+//! its shared key once, and boxes every frame (PING and PONG included) with it.
+//!
+//! # Using the handshake machines directly
 //!
 //! "Body" below always means a whole command body as it travels in a ZMTP frame: the
 //! name-length byte, the name, then the data (`\x05HELLO…`, 200 bytes for HELLO). The
@@ -75,6 +92,9 @@ use std::pin::Pin;
 use bytes::Bytes;
 
 pub use crypto::{KeyPair, PublicKey, SecretKey};
+/// Takes the body of the command frame at the front of a buffer, as a CURVE handshake reads
+/// them (data frames, bad flags and commands over 64 KiB refused); for the fuzz targets.
+pub use driver::take_command as take_command_frame;
 pub use mechanism::{
     ClientHandshake, ClientInfo, ClientStep, Established, ServerHandshake, ServerStep, Status,
 };

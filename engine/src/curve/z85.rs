@@ -32,7 +32,7 @@ fn inval(message: impl Into<String>) -> Error {
 
 /// Encodes `data`, whose length must be a multiple of 4.
 pub fn encode(data: &[u8]) -> Result<String, Error> {
-    if data.len() % 4 != 0 {
+    if !data.len().is_multiple_of(4) {
         return Err(inval(format!(
             "Z85 encoding needs a multiple of 4 bytes, got {}",
             data.len()
@@ -58,7 +58,7 @@ pub fn decode(text: &str) -> Result<Vec<u8>, Error> {
 }
 
 fn decode_bytes(text: &[u8]) -> Result<Vec<u8>, Error> {
-    if text.len() % 5 != 0 {
+    if !text.len().is_multiple_of(5) {
         return Err(inval(format!(
             "Z85 text must be a multiple of 5 characters long, got {}",
             text.len()
