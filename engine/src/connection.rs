@@ -97,6 +97,9 @@ pub(crate) enum Ended {
     BeforeHandshake,
     /// After a completed handshake.
     AfterHandshake,
+    /// The server refused us (a CURVE ERROR "400"/"500" in the handshake): reconnecting
+    /// would only be refused again, so a connecting socket stops, as libzmq's does.
+    Denied,
 }
 
 impl Connection {
@@ -175,7 +178,11 @@ impl Connection {
             Ok(done) => done,
             Err((e, Some(status))) => {
                 self.socket.auth_failed(&self.address, status, e);
-                return (Ended::BeforeHandshake, None, None);
+                // A client told ERROR by its server; a server that refused a client only
+                // ends that connection.
+                let denied = self.curve.as_deref().is_some_and(|c| c.server_key.is_some());
+                let ended = if denied { Ended::Denied } else { Ended::BeforeHandshake };
+                return (ended, None, None);
             }
             Err((e, None)) => {
                 let event = if e.code == Code::Proto {

@@ -380,6 +380,23 @@ async fn the_allowlist_admits_listed_keys_and_refuses_others_with_400() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_refused_with_400_stops_reconnecting_as_libzmqs_does() {
+    for proto in ["tcp", "ipc"] {
+        let auth = fixed(400, Duration::ZERO);
+        // The client reconnects every 50 ms: any retry would show within the wait below.
+        let (pull, push, _) = judged(proto, Some((auth.clone(), T)), None).await;
+        wait_for_events(&push, EventKind::HandshakeErrorAuth, 1, T).await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let later = push.take_events(4096);
+        assert_eq!(count(&later, EventKind::ConnectRetry), 0, "{proto}: {later:?}");
+        assert_eq!(count(&later, EventKind::Connect), 0, "{proto}: {later:?}");
+        assert_eq!(auth.calls.load(Ordering::SeqCst), 1, "{proto}: asked once, never again");
+        push.close_now();
+        pull.close().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn authenticator_statuses_200_300_400_500_and_timeout() {
     // 200: welcome, with the user id and the client's key on the server's handshake event.
     let auth = fixed(200, Duration::ZERO);
