@@ -395,9 +395,8 @@ for (const proto of ["tcp", "ipc"] as const) {
 }
 
 describe("a denied client", () => {
-  // libzmq's client ends its session on ERROR "400" and does not reconnect; the engine's
-  // client does not stop yet (an engine change: the connection code is not this layer's).
-  it("stops reconnecting, as libzmq's does", { ...T, todo: "engine: stop reconnecting after ERROR 400" }, async () => {
+  // libzmq's client ends its session on ERROR "400" and does not reconnect; ours neither.
+  it("stops reconnecting, as libzmq's does", T, async () => {
     const q = pull({ curveServer: true, curveSecretKey: server.secretKey, curveAllow: [] });
     const ep = await bindFresh(q, "tcp");
     const bad = push({ curveServerKey: server.publicKey, curveSecretKey: client.secretKey, reconnectInterval: 50 });
