@@ -1,6 +1,6 @@
 // zeropipe vs zeromq.js, measured the way a user measures them.
 //
-//   npm run bench                 full run (about 6 minutes on a quiet 2-core machine); writes
+//   npm run bench                 full run (about 9 minutes on a quiet 2-core machine); writes
 //                                 benchmark/RESULTS.md, benchmark/ratio.svg and the table
 //                                 between the README's bench markers
 //   npm run bench:smoke           every scenario, both libraries, tiny counts, 1 round (CI)
