@@ -70,8 +70,9 @@ export declare class NativeSocket {
   /** The frames of the last receive batch marked `OWN_BUFFER`, in order. */
   takeOwnBuffers(): Array<Buffer>
   /**
-   * Asks for one waker call when any of `bits` (`READABLE`, `WRITABLE`, `EVENTS`) becomes
-   * true; returns the bits already true (with `CLOSED` once closed).
+   * Asks for one waker call when any of `bits` (`READABLE`, `WRITABLE`, `EVENTS`,
+   * `PEERS`, `AUTH`) becomes true; returns the bits already true (with `CLOSED` once
+   * closed).
    */
   arm(bits: number): number
   /** Whether the waker keeps the process alive (while JS waits on this socket). */
@@ -100,10 +101,45 @@ export declare class NativeSocket {
    * committed to the stage is queued first.
    */
   close(): Promise<void>
+  /**
+   * Sets CURVE (`curve`) or back to NULL (`null`) for connections made from now on.
+   * `EINVAL` for a key that is not 32 bytes, a client without a server key, a public
+   * key that is not the secret key's; `EBADF` once closed. Default: NULL.
+   */
+  setCurve(curve?: NativeCurve | undefined | null): void
+  /**
+   * With `timeoutMs`, a CURVE server asks JS about each client (see `AUTH` and
+   * `takeAuthRequests`) and gives up after that many ms (verdict 300); with `null`, it
+   * accepts every client that passes the allowlist (the default, as libzmq without ZAP).
+   */
+  setAuthenticator(timeoutMs?: number | undefined | null): void
+  /** The clients waiting for a verdict that JS has not taken yet. */
+  takeAuthRequests(): Array<NativeAuthRequest>
+  /**
+   * Answers request `id` with a ZAP status (200 welcome, 300 temporary failure, 400
+   * denied, 500 error; others count as 500) and, for 200, a user id. An id the engine
+   * stopped waiting for (timeout, peer gone) is ignored.
+   */
+  authReply(id: number, status: number, userId: string): void
 }
+
+/** Readiness bit (binding only): CURVE clients wait for the `authenticate` callback. */
+export declare const AUTH: number
 
 /** Readiness bit: the socket closed. */
 export declare const CLOSED: number
+
+/**
+ * A new long-term CURVE key pair from the operating system's random number generator
+ * (libzmq's `zmq_curve_keypair`).
+ */
+export declare function curveKeyPair(): NativeKeyPair
+
+/**
+ * The public key (32 bytes) of a 32-byte secret key (libzmq's `zmq_curve_public`).
+ * `EINVAL` for any other length.
+ */
+export declare function curvePublicKey(secretKey: Uint8Array): Buffer
 
 /** Readiness bit: monitor events are queued. */
 export declare const EVENTS: number
@@ -135,6 +171,37 @@ export declare function lingerAllSockets(): void
 /** Events kept for a reader that does not read them (the oldest go first). */
 export declare const MAX_QUEUED_EVENTS: number
 
+/** A client waiting for JS's verdict, as `takeAuthRequests` hands it over. */
+export interface NativeAuthRequest {
+  /** What `authReply` takes. */
+  id: number
+  /** The client's long-term public key, Z85. */
+  publicKey: string
+  /** The client's address: the IP for tcp, the endpoint for ipc. */
+  address: string
+  /** The socket's `zapDomain`. */
+  domain: string
+}
+
+/**
+ * A socket's CURVE settings as JS hands them over: raw 32-byte keys (the JS layer has
+ * decoded Z85 already; the lengths are checked again here).
+ */
+export interface NativeCurve {
+  /** Act as the CURVE server. */
+  server: boolean
+  /** Our long-term secret key. */
+  secretKey: Uint8Array
+  /** Our long-term public key; absent: derived from the secret key. */
+  publicKey?: Uint8Array
+  /** The server's public key (clients). */
+  serverKey?: Uint8Array
+  /** The ZAP domain ("" by default). */
+  zapDomain: string
+  /** A server's allowlist of client public keys; absent: any client. */
+  allow?: Array<Uint8Array>
+}
+
 /** A monitor event, as zeromq.js reports it. */
 export interface NativeEvent {
   /** The zeromq.js event type (`bind`, `accept`, `connect:retry`, …). */
@@ -149,6 +216,20 @@ export interface NativeEvent {
   errorMessage?: string
   /** For `handshake` and the `disconnect` that ends it: the peer's id (see `peers()`). */
   peer?: number
+  /** For `handshake` with a CURVE peer: its long-term public key, Z85. */
+  publicKey?: string
+  /** For `handshake` on a CURVE server: the user id the authenticator gave ("" without). */
+  userId?: string
+  /** For `handshake:error:auth`: the ZAP status (300, 400 or 500). */
+  status?: number
+}
+
+/** A fresh CURVE key pair, as Z85 text. */
+export interface NativeKeyPair {
+  /** The public key (40 Z85 characters). */
+  publicKey: string
+  /** The secret key (40 Z85 characters). */
+  secretKey: string
 }
 
 /** A peer the socket reaches now: its handshake completed and its connection lives. */
@@ -217,3 +298,12 @@ export declare const STAGE_REGION_MAX: number
 
 /** Readiness bit: a message can be sent without waiting. */
 export declare const WRITABLE: number
+
+/**
+ * The bytes of Z85 `text`, whose length must be a multiple of 5 (`EINVAL` otherwise, and
+ * for a character outside the alphabet or a group over 2^32 - 1).
+ */
+export declare function z85Decode(text: string): Buffer
+
+/** Z85 text (rfc 32) of `data`, whose length must be a multiple of 4 (`EINVAL` otherwise). */
+export declare function z85Encode(data: Uint8Array): string

@@ -836,7 +836,10 @@ function __napiStampBindingTarget(exportsObject, target) {
 module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __napiLoadedBindingTarget)
 module.exports = nativeBinding
 module.exports.NativeSocket = nativeBinding.NativeSocket
+module.exports.AUTH = nativeBinding.AUTH
 module.exports.CLOSED = nativeBinding.CLOSED
+module.exports.curveKeyPair = nativeBinding.curveKeyPair
+module.exports.curvePublicKey = nativeBinding.curvePublicKey
 module.exports.EVENTS = nativeBinding.EVENTS
 module.exports.eventSpecs = nativeBinding.eventSpecs
 module.exports.LARGE_FRAME = nativeBinding.LARGE_FRAME
@@ -853,3 +856,5 @@ module.exports.STAGE_META_HEAD = nativeBinding.STAGE_META_HEAD
 module.exports.STAGE_META_WORDS = nativeBinding.STAGE_META_WORDS
 module.exports.STAGE_REGION_MAX = nativeBinding.STAGE_REGION_MAX
 module.exports.WRITABLE = nativeBinding.WRITABLE
+module.exports.z85Decode = nativeBinding.z85Decode
+module.exports.z85Encode = nativeBinding.z85Encode

@@ -2,5 +2,6 @@
 // the module-level push()/pull() sockets.
 import zeropipe from './index.js'
 
-export const { Push, Pull, JobStream, Channel, channel, push, pull, configure, close, DEFAULT_ENDPOINT, Pool, serve, Worker } = zeropipe
+export const { Push, Pull, JobStream, Channel, channel, push, pull, configure, close, DEFAULT_ENDPOINT, Pool, serve, Worker, curveKeyPair, z85 } =
+  zeropipe
 export default zeropipe

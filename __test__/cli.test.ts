@@ -400,3 +400,57 @@ describe("zeropipe and signals", () => {
     assert.equal(sink.buffered, 0);
   });
 });
+
+describe("zeropipe with CURVE", () => {
+  const Z85_LINE = /^ZEROPIPE_CURVE_(PUBLIC|SECRET)_KEY='([0-9a-zA-Z.\-:+=^!/*?&<>()[\]{}@%$#]{40})'$/;
+
+  it("keygen prints a fresh pair as environment lines a shell can source", async () => {
+    const cli = zeropipe("keygen");
+    assert.deepEqual(await cli.end(), { code: 0, signal: null });
+    const lines = cli.stdout.toString().trim().split("\n");
+    assert.equal(lines.length, 2);
+    assert.equal(Z85_LINE.exec(lines[0]!)?.[1], "PUBLIC");
+    assert.equal(Z85_LINE.exec(lines[1]!)?.[1], "SECRET");
+    const again = zeropipe("keygen");
+    await again.end();
+    assert.notEqual(again.stdout.toString(), cli.stdout.toString());
+  });
+
+  it("push --curve-server feeds a pyzmq CURVE client; pull takes the server key from the environment", async () => {
+    const { curveKeyPair } = await import("zeropipe");
+    const server = curveKeyPair();
+    const client = curveKeyPair();
+    const address = uniqueTcp();
+    const cli = zeropipe("push", "--curve-server", "--curve-secret-key", server.secretKey, "-d", "sealed", address);
+    const sink = await startPeer("pyzmq", "pull", "connect", address, {
+      curveServerKey: server.publicKey,
+      curveSecretKey: client.secretKey,
+      curvePublicKey: client.publicKey,
+    });
+    peers.push(sink);
+    assert.deepEqual(text([await sink.nextMessage(15_000)]), [["sealed"]]);
+    assert.deepEqual(await cli.end(), { code: 0, signal: null });
+
+    const source = await startPeer("pyzmq", "push", "bind", "tcp://127.0.0.1:0", { curveServer: true, curveSecretKey: server.secretKey });
+    peers.push(source);
+    process.env.ZEROPIPE_CURVE_SERVER_KEY = server.publicKey;
+    let reader: Cli;
+    try {
+      reader = zeropipe("pull", "-n", "1", source.endpoint);
+    } finally {
+      delete process.env.ZEROPIPE_CURVE_SERVER_KEY;
+    }
+    await source.send(["from pyzmq"]);
+    assert.deepEqual(await reader.end(), { code: 0, signal: null });
+    assert.equal(reader.stdout.toString(), "from pyzmq\n");
+  });
+
+  it("refuses a bad key or a key without a role as a usage error", async () => {
+    const bad = zeropipe("push", "--curve-server", "--curve-secret-key", "short", "-d", "x", "tcp://127.0.0.1:1");
+    assert.equal((await bad.end()).code, 2);
+    assert.match(bad.stderr, /40 Z85 characters/);
+    const roleless = zeropipe("pull", "--curve-secret-key", "x".repeat(40), "tcp://127.0.0.1:1");
+    assert.equal((await roleless.end()).code, 2);
+    assert.match(roleless.stderr, /--curve-server/);
+  });
+});

@@ -20,7 +20,7 @@ import { PREBUILT_PLATFORMS } from "../lib/native";
 import { HOST, MANIFEST, node, packRelease, REPO, tarballFiles, unpack } from "./fixtures/release-tarballs";
 
 /** The values index.d.ts declares (types-check.ts pins the same list on the type side). */
-const EXPORTS = ["Channel", "DEFAULT_ENDPOINT", "JobStream", "Pool", "Pull", "Push", "Worker", "channel", "close", "configure", "pull", "push", "serve"];
+const EXPORTS = ["Channel", "DEFAULT_ENDPOINT", "JobStream", "Pool", "Pull", "Push", "Worker", "channel", "close", "configure", "curveKeyPair", "pull", "push", "serve", "z85"];
 
 // Both scripts: a Push→Pull round trip on the sockets, then one job through the module API,
 // both over inproc; the process must exit by itself once everything is closed.
@@ -191,9 +191,11 @@ describe("packaging", () => {
             channel: "function",
             close: "function",
             configure: "function",
+            curveKeyPair: "function",
             pull: "function",
             push: "function",
             serve: "function",
+            z85: "object",
           },
           configureCode: "EINVAL",
           pendingPush: "EBADF",

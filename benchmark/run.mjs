@@ -1,6 +1,6 @@
 // zeropipe vs zeromq.js, measured the way a user measures them.
 //
-//   npm run bench                 full run (about 6 minutes on a quiet 2-core machine); writes
+//   npm run bench                 full run (about 9 minutes on a quiet 2-core machine); writes
 //                                 benchmark/RESULTS.md, benchmark/ratio.svg and the table
 //                                 between the README's bench markers
 //   npm run bench:smoke           every scenario, both libraries, tiny counts, 1 round (CI)
@@ -21,7 +21,7 @@ import { fileURLToPath } from 'node:url'
 import { machineInfo, machineLine } from './lib/machine.mjs'
 import { ratioSvg } from './lib/plot.mjs'
 import { consoleHeader, consoleRow, makeCase, markdownTable } from './lib/report.mjs'
-import { memoryRun, moduleApiRound, pairRound, twoProcessLatency, twoProcessThroughput } from './lib/rounds.mjs'
+import { handshakeRound, memoryRun, moduleApiRound, pairRound, twoProcessLatency, twoProcessThroughput } from './lib/rounds.mjs'
 import { LIBS } from './lib/sockets.mjs'
 import { median, sig3, sizeLabel } from './lib/stats.mjs'
 
@@ -47,7 +47,7 @@ function parseCli(argv) {
     else if (a.startsWith('--rounds')) opts.rounds = Number(value())
     else if (a.startsWith('--scale')) opts.scale = Number(value())
     else if (a === '--help' || a === '-h') {
-      console.log('usage: node benchmark/run.mjs [--smoke] [--only a,b,c,d,e,f] [--rounds N] [--scale X]')
+      console.log('usage: node benchmark/run.mjs [--smoke] [--only a,b,c,d,e,f,g,h] [--rounds N] [--scale X]')
       process.exit(0)
     } else throw new Error(`unknown argument ${a} (try --help)`)
   }
@@ -55,7 +55,7 @@ function parseCli(argv) {
   opts.scale ??= process.env.BENCH_SCALE ? Number(process.env.BENCH_SCALE) : 1
   if (opts.rounds !== null && !(Number.isInteger(opts.rounds) && opts.rounds > 0)) throw new Error('--rounds must be a positive integer')
   if (!(opts.scale > 0)) throw new Error('--scale must be a positive number')
-  for (const s of opts.only ?? []) if (!'abcdef'.includes(s) || s.length !== 1) throw new Error(`--only: unknown scenario "${s}" (a–f)`)
+  for (const s of opts.only ?? []) if (!'abcdefgh'.includes(s) || s.length !== 1) throw new Error(`--only: unknown scenario "${s}" (a–h)`)
   return opts
 }
 
@@ -63,6 +63,7 @@ function parseCli(argv) {
 
 const SIZES = [16, 256, 1024, 4096, 16384, 65536, 262144, 1048576]
 const TWO_PROCESS_SIZES = [16, 4096, 65536, 1048576]
+const CURVE_SIZES = [16, 1024, 65536]
 
 // Messages per second each library reaches in a fresh process on a 2-core VM (the shape of
 // the curve matters, not the exact figure): a round sends `seconds` × this many messages, so it
@@ -74,12 +75,16 @@ const RATES = {
     ipc: [600e3, 500e3, 450e3, 180e3, 80e3, 25e3, 7e3, 2e3],
     inproc: [1.2e6, 1e6, 700e3, 500e3, 400e3, 250e3, 150e3, 100e3],
     twoProcess: [900e3, 150e3, 15e3, 1.2e3],
+    curveTcp: [250e3, 100e3, 3e3],
+    curveTwoProcess: [250e3, 120e3, 3.5e3],
   },
   'zeromq.js': {
     tcp: [110e3, 100e3, 90e3, 70e3, 50e3, 22e3, 7e3, 2e3],
     ipc: [110e3, 100e3, 90e3, 75e3, 55e3, 30e3, 8e3, 2.5e3],
     inproc: [150e3, 140e3, 130e3, 120e3, 110e3, 100e3, 70e3, 60e3],
     twoProcess: [250e3, 120e3, 15e3, 1.5e3],
+    curveTcp: [65e3, 45e3, 4e3],
+    curveTwoProcess: [60e3, 35e3, 4e3],
   },
 }
 
@@ -98,6 +103,8 @@ const FULL = {
   moduleApi: { size: 16, n: 100_000 },
   latency: { rate: 10_000, warmupMs: 500, measureMs: 2000 },
   memory: { burstN: 1_000_000, nohwmSizes: [16, 65536], nohwmSeconds: 2, sendTimeout: 50 },
+  curve: { sizes: [16, 1024, 65536], twoProcessSizes: [16, 1024, 65536] },
+  handshakes: { seconds: 2, concurrency: 4 },
 }
 
 // Just enough to go through every code path of every scenario for both libraries.
@@ -113,11 +120,13 @@ const SMOKE = {
   moduleApi: { size: 16, n: 2000 },
   latency: { rate: 10_000, warmupMs: 50, measureMs: 150 },
   memory: { burstN: 20_000, nohwmSizes: [16, 65536], nohwmSeconds: 0.2, sendTimeout: 50 },
+  curve: { sizes: [16, 65536], twoProcessSizes: [16] },
+  handshakes: { seconds: 0.2, concurrency: 2 },
 }
 
 /** Messages per round for one library in one case: ~`seconds` at the rate it reaches. */
 function messages(ctx, lib, table, size) {
-  const i = (table === 'twoProcess' ? TWO_PROCESS_SIZES : SIZES).indexOf(size)
+  const i = (table === 'twoProcess' ? TWO_PROCESS_SIZES : table.startsWith('curve') ? CURVE_SIZES : SIZES).indexOf(size)
   if (i < 0) throw new Error(`no rate for ${lib} ${table} ${size} B in RATES`)
   const rate = RATES[lib][table][i]
   return Math.round(Math.max(ctx.cfg.minMessages, ctx.cfg.seconds * ctx.scale * rate))
@@ -144,27 +153,31 @@ function checkLength(ctx, what, lib, secs) {
 const counts = (n) => `${n.zeropipe === n['zeromq.js'] ? sigCount(n.zeropipe) : `${sigCount(n.zeropipe)} / ${sigCount(n['zeromq.js'])}`} msgs`
 const sigCount = (n) => (n >= 1e6 ? `${sig3(n / 1e6)} M` : n >= 1e3 ? `${sig3(n / 1e3)} k` : String(n))
 
+/** A throughput row from both libraries' rounds (`r`), with their CPU per message if measured. */
+function throughputCase({ scenario, metric, group, transport = 'tcp', size, r }) {
+  const cpu = (l) => (r[l][0]?.cpuUsPerMsg === undefined ? null : r[l].map((x) => x.cpuUsPerMsg))
+  return makeCase({
+    scenario,
+    metric,
+    group,
+    transport,
+    size: sizeLabel(size),
+    bytes: size,
+    kind: 'throughput',
+    zp: r.zeropipe.map((x) => x.rate),
+    zmq: r['zeromq.js'].map((x) => x.rate),
+    zpCpu: cpu('zeropipe'),
+    zmqCpu: cpu('zeromq.js'),
+  })
+}
+
 async function pairScenario(ctx, letter, transports) {
   for (const transport of transports) {
     for (const size of ctx.cfg.sizes) {
       const n = Object.fromEntries(LIBS.map((l) => [l, messages(ctx, l, transport, size)]))
       const r = await alternate(ctx.rounds, (l) => pairRound(l, { transport, size, n: n[l], timeoutMs: ctx.cfg.timeoutMs }))
       for (const l of LIBS) for (const x of r[l]) checkLength(ctx, `${transport} ${sizeLabel(size)}`, l, x.secs)
-      ctx.add(
-        makeCase({
-          scenario: `(${letter}) 1 process`,
-          metric: `throughput (${counts(n)})`,
-          group: 'one',
-          transport,
-          size: sizeLabel(size),
-          bytes: size,
-          kind: 'throughput',
-          zp: r.zeropipe.map((x) => x.rate),
-          zmq: r['zeromq.js'].map((x) => x.rate),
-          zpCpu: r.zeropipe.map((x) => x.cpuUsPerMsg),
-          zmqCpu: r['zeromq.js'].map((x) => x.cpuUsPerMsg),
-        }),
-      )
+      ctx.add(throughputCase({ scenario: `(${letter}) 1 process`, metric: `throughput (${counts(n)})`, group: 'one', transport, size, r }))
     }
   }
 }
@@ -190,19 +203,7 @@ const SCENARIOS = {
         const n = Object.fromEntries(LIBS.map((l) => [l, messages(ctx, l, 'twoProcess', size)]))
         const r = await alternate(ctx.rounds, (l) => twoProcessThroughput(l, { size, n: n[l], timeoutMs: ctx.cfg.timeoutMs }))
         for (const l of LIBS) for (const x of r[l]) checkLength(ctx, `two processes ${sizeLabel(size)}`, l, x.secs)
-        ctx.add(
-          makeCase({
-            scenario: '(c) 2 processes',
-            metric: `throughput (${counts(n)})`,
-            group: 'two',
-            transport: 'tcp',
-            size: sizeLabel(size),
-            bytes: size,
-            kind: 'throughput',
-            zp: r.zeropipe.map((x) => x.rate),
-            zmq: r['zeromq.js'].map((x) => x.rate),
-          }),
-        )
+        ctx.add(throughputCase({ scenario: '(c) 2 processes', metric: `throughput (${counts(n)})`, group: 'two', size, r }))
       }
     },
   },
@@ -323,6 +324,60 @@ const SCENARIOS = {
       }
     },
   },
+  g: {
+    title:
+      '(g) CURVE against NULL, tcp loopback: as (a) in one process and as (c) in two, each library with and without ' +
+      'CURVE (the Pull the CURVE server, the Push the client)',
+    direction: `${THROUGHPUT}; the CURVE / NULL notes say what encryption costs each library`,
+    async run(ctx) {
+      const cost = []
+      for (const [group, sizes, label] of [
+        ['curve-one', ctx.cfg.curve.sizes, '1 process'],
+        ['curve-two', ctx.cfg.curve.twoProcessSizes, '2 processes'],
+      ]) {
+        for (const size of sizes) {
+          const medians = {}
+          for (const curve of [false, true]) {
+            const table = group === 'curve-one' ? (curve ? 'curveTcp' : 'tcp') : curve ? 'curveTwoProcess' : 'twoProcess'
+            const rateSize = table === 'twoProcess' && !TWO_PROCESS_SIZES.includes(size) ? 4096 : size
+            const n = Object.fromEntries(LIBS.map((l) => [l, messages(ctx, l, table, rateSize)]))
+            const r = await alternate(ctx.rounds, (l) =>
+              group === 'curve-one'
+                ? pairRound(l, { transport: 'tcp', size, n: n[l], timeoutMs: ctx.cfg.timeoutMs, curve })
+                : twoProcessThroughput(l, { size, n: n[l], timeoutMs: ctx.cfg.timeoutMs, curve }),
+            )
+            for (const l of LIBS) for (const x of r[l]) checkLength(ctx, `${curve ? 'CURVE' : 'NULL'} ${label} ${sizeLabel(size)}`, l, x.secs)
+            for (const l of LIBS) medians[`${l} ${curve}`] = median(r[l].map((x) => x.rate))
+            const mech = curve ? 'CURVE' : 'NULL'
+            ctx.add(throughputCase({ scenario: `(g) ${mech}, ${label}`, metric: `throughput ${mech} (${counts(n)})`, group, size, r }))
+          }
+          const keep = (l) => `${Math.round((100 * medians[`${l} true`]) / medians[`${l} false`])}%`
+          cost.push(`${label} ${sizeLabel(size)}: zeropipe ${keep('zeropipe')}, zeromq.js ${keep('zeromq.js')}`)
+        }
+      }
+      ctx.note(`(g) CURVE throughput as a share of NULL's (medians): ${cost.join('; ')}.`)
+    },
+  },
+  h: {
+    title:
+      '(h) handshakes per second, NULL and CURVE: one server Pull on tcp loopback, 4 loops each connecting a fresh Push, waiting ' +
+      'for its handshake event and closing it (client and server in one process: both sides\' work)',
+    direction: 'handshakes/s, higher is better; ratio > 1: zeropipe faster',
+    async run(ctx) {
+      const h = ctx.cfg.handshakes
+      const seconds = h.seconds * ctx.scale
+      for (const curve of [false, true]) {
+        const r = await alternate(ctx.slowRounds, (l) =>
+          handshakeRound(l, { curve, seconds, concurrency: h.concurrency, timeoutMs: ctx.cfg.timeoutMs }),
+        )
+        const mech = curve ? 'CURVE' : 'NULL'
+        const rates = (l) => r[l].map((x) => x.rate)
+        const scenario = `(h) ${mech} handshakes, ${h.concurrency} at a time for ${seconds} s`
+        const where = { group: 'handshake', transport: 'tcp', size: '-', kind: 'handshakes' }
+        ctx.add(makeCase({ scenario, metric: `handshakes/s ${mech}`, ...where, zp: rates('zeropipe'), zmq: rates('zeromq.js') }))
+      }
+    },
+  },
 }
 
 // ---- targets ---------------------------------------------------------------------------------
@@ -369,6 +424,21 @@ const TARGETS = [
     match: (c) => c.scenario.startsWith('(e)') && c.metric === `latency ${p}`,
     max: 1,
   })),
+  // CURVE, zeropipe's against zeromq.js's (issue 11).
+  ...[
+    ['curve-one', '1 process'],
+    ['curve-two', '2 processes'],
+  ].flatMap(([group, label]) =>
+    [
+      ['16 B', 1.5],
+      ['1 KiB', 1.5],
+      ['64 KiB', 1],
+    ].map(([size, min]) => ({
+      what: `CURVE, ${label}, tcp, ${size}: throughput`,
+      match: byCase(group, 'tcp', size, 'throughput CURVE'),
+      min,
+    })),
+  ),
   { what: 'peak RSS of the burst, 16 B', match: (c) => c.scenario.startsWith('(f1)') && c.metric === 'peak RSS', max: 1 },
   {
     what: 'RSS at the high-water mark, 64 KiB frames',

@@ -18,6 +18,7 @@
 import { readFile } from 'node:fs/promises'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { parseArgs } from 'node:util'
+import { CurveConfig, curveKeyPair, type CurveOptions } from './curve'
 import type { CodedError } from './errors'
 import type { AllSocketOptions } from './generated'
 import { DEFAULT_ENDPOINT } from './module-api'
@@ -61,6 +62,17 @@ Socket options:
   -v, --verbose          print connection events to stderr
   -h, --help             this help
 
+CURVE (encryption; keys as 40 Z85 characters, see 'zeropipe keygen'):
+  --curve-server         be the CURVE server (needs --curve-secret-key)
+  --curve-secret-key <k> this side's secret key (default $ZEROPIPE_CURVE_SECRET_KEY: better
+                         than the flag, which other users can see in the process list)
+  --curve-public-key <k> this side's public key (default: derived from the secret key)
+  --curve-server-key <k> be a CURVE client of the server with this public key (default
+                         $ZEROPIPE_CURVE_SERVER_KEY); a client without a secret key makes
+                         a fresh key pair
+  --curve-allow <k>      a server: let in only the clients with these public keys
+                         (repeatable; default $ZEROPIPE_CURVE_ALLOW, comma-separated)
+
 Endpoints: tcp://host:port, ipc:///path, ipc://@abstract. A leading @ binds and a leading >
 connects that endpoint (CZMQ's notation), whatever the default.
 
@@ -77,6 +89,7 @@ Commands:
   pull [endpoint ...]              print received messages (text, json, hex, base64)
   relay <pull-endpoint> <push-endpoint>
                                    forward messages from a PULL to a PUSH (a streamer)
+  keygen                           print a new CURVE key pair (Z85), as environment lines
 
 The endpoint defaults to $ZEROPIPE_ENDPOINT, else ${DEFAULT_ENDPOINT}.
 Run 'zeropipe <command> --help' for a command's options.
@@ -170,6 +183,11 @@ const SOCKET_FLAGS = {
   help: { type: 'boolean', short: 'h' },
   count: { type: 'string', short: 'n' },
   stats: { type: 'boolean' },
+  'curve-server': { type: 'boolean' },
+  'curve-secret-key': { type: 'string' },
+  'curve-public-key': { type: 'string' },
+  'curve-server-key': { type: 'string' },
+  'curve-allow': { type: 'string', multiple: true },
 } as const
 
 // Flags of the commands with one socket, whose messages are lines of stdin or stdout.
@@ -252,7 +270,40 @@ function unescapeDelimiter(text: string, flag: string): Buffer {
   return Buffer.from(bytes)
 }
 
-/** The socket options the flags give: --linger, --hwm, -o name=value. */
+/**
+ * The CURVE options the flags and the environment give (flags win). A client without a
+ * secret key gets a fresh pair: enough unless the server checks who connects.
+ */
+function curveOptions(values: Values): CurveOptions {
+  const env = process.env
+  const server = values['curve-server'] === true
+  const secretKey = str(values, 'curve-secret-key') ?? (env.ZEROPIPE_CURVE_SECRET_KEY?.trim() || undefined)
+  const publicKey = str(values, 'curve-public-key') ?? (env.ZEROPIPE_CURVE_PUBLIC_KEY?.trim() || undefined)
+  const serverKey = str(values, 'curve-server-key') ?? (env.ZEROPIPE_CURVE_SERVER_KEY?.trim() || undefined)
+  const allowFlag = values['curve-allow'] as string[] | undefined
+  const allow = allowFlag ?? env.ZEROPIPE_CURVE_ALLOW?.split(/[\s,]+/).filter(Boolean)
+  if (!server && serverKey === undefined) {
+    if (str(values, 'curve-secret-key') !== undefined || str(values, 'curve-public-key') !== undefined || allowFlag) {
+      throw usageError('CURVE keys given without a role: add --curve-server, or --curve-server-key to be a client')
+    }
+    return {}
+  }
+  if (server && secretKey === undefined) throw usageError('--curve-server needs --curve-secret-key (or $ZEROPIPE_CURVE_SECRET_KEY)')
+  const own = secretKey === undefined ? curveKeyPair() : null
+  const out: CurveOptions = server
+    ? { curveServer: true, curveSecretKey: secretKey, curvePublicKey: publicKey, curveAllow: allow?.length ? allow : undefined }
+    : { curveServerKey: serverKey, curveSecretKey: own ? own.secretKey : secretKey, curvePublicKey: own ? own.publicKey : publicKey }
+  try {
+    // The library's own checks (key lengths, Z85), with its messages.
+    const check = new CurveConfig()
+    for (const [name, value] of Object.entries(out)) if (value !== undefined) check.set(name as keyof CurveOptions, value)
+  } catch (err) {
+    throw usageError((err as Error).message)
+  }
+  return Object.fromEntries(Object.entries(out).filter(([, v]) => v !== undefined))
+}
+
+/** The socket options the flags give: --linger, --hwm, -o name=value, and CURVE's. */
 function socketOptions(values: Values): AllSocketOptions {
   const out: Record<string, number | boolean> = {}
   for (const item of (values.option as string[] | undefined) ?? []) {
@@ -274,7 +325,7 @@ function socketOptions(values: Values): AllSocketOptions {
   } catch (err) {
     throw usageError((err as Error).message.replace(/^Option/, 'Socket option').replace(' for configure()', ''))
   }
-  return out as AllSocketOptions
+  return { ...(out as AllSocketOptions), ...curveOptions(values) }
 }
 
 interface Endpoint {
@@ -766,6 +817,22 @@ export async function main(argv: string[]): Promise<void> {
     // Asked for: stdout and success; not asked for (no command): stderr and a usage error.
     ;(name === undefined ? process.stderr : process.stdout).write(HELP[topic] + '\n')
     process.exit(name === undefined ? EXIT.USAGE : EXIT.OK)
+  }
+  if (name === 'keygen') {
+    if (rest.length && rest[0] !== '-h' && rest[0] !== '--help') {
+      process.stderr.write(`zeropipe keygen: takes no arguments, got "${rest[0]}"\n`)
+      process.exit(EXIT.USAGE)
+    }
+    // Single quotes are safe: Z85 has neither quotes nor backslashes, so the lines can be
+    // sourced by a shell or read by a dotenv file as they are.
+    const { publicKey, secretKey } = curveKeyPair()
+    process.stdout.write(
+      rest.length
+        ? 'Usage: zeropipe keygen\n\nPrints a new CURVE key pair as ZEROPIPE_CURVE_PUBLIC_KEY and ZEROPIPE_CURVE_SECRET_KEY lines.\n' +
+            "A server's public key is its clients' ZEROPIPE_CURVE_SERVER_KEY; keep the secret key secret.\n"
+        : `ZEROPIPE_CURVE_PUBLIC_KEY='${publicKey}'\nZEROPIPE_CURVE_SECRET_KEY='${secretKey}'\n`,
+    )
+    process.exit(EXIT.OK)
   }
   if (name === '--version' || name === '-V') {
     const { version } = require('../package.json') as { version: string }

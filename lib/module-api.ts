@@ -2,6 +2,7 @@
 // PULL connected to one endpoint, made on first use; and named channels, each the same over
 // an endpoint of its own, so that one program can be a stage of a longer pipeline.
 
+import { CurveConfig, curveKeyPair, isCurveOption, type CurveOptionName, type CurveOptions } from './curve'
 import { codedError } from './errors'
 import { describe, toFrames, type MessageLike } from './frames'
 import type { AllSocketOptions } from './generated'
@@ -15,12 +16,108 @@ export const DEFAULT_ENDPOINT: string = 'tcp://127.0.0.1:7777'
 /** Which side of a channel binds (the stable one, that the other side's processes find). */
 export type BindSide = 'push' | 'pull'
 
-/** A channel's settings: where it is, which side binds, and its sockets' options. */
-export type ChannelSettings = { endpoint?: string; bind?: BindSide } & AllSocketOptions
+/**
+ * A channel's settings: where it is, which side binds, and its sockets' options. With CURVE
+ * (`curveSecretKey` or `curveServerKey` set), the side that binds is the CURVE server
+ * (with `curveSecretKey`, `curveAllow`, `authenticate`), the other a client (with
+ * `curveServerKey`, and `curveSecretKey` if the server checks who it is: a fresh key pair
+ * otherwise). So there is no `curveServer` here.
+ */
+export type ChannelSettings = { endpoint?: string; bind?: BindSide } & Omit<AllSocketOptions, 'curveServer'>
+
+/** A channel's environment variable: `ZEROPIPE_<WHAT>` for the default channel, `ZEROPIPE_<WHAT>_<NAME>` for a named one. */
+function variable(what: string, name: string): string {
+  return name ? `ZEROPIPE_${what}_${name.toUpperCase().replace(/[^A-Z0-9]/g, '_')}` : `ZEROPIPE_${what}`
+}
 
 /** The environment variable holding a named channel's endpoint: `ZEROPIPE_ENDPOINT_<NAME>`. */
 export function endpointVariable(name: string): string {
-  return `ZEROPIPE_ENDPOINT_${name.toUpperCase().replace(/[^A-Z0-9]/g, '_')}`
+  return variable('ENDPOINT', name)
+}
+
+/** The CURVE options a channel takes from its environment variables (Z85 keys). */
+const CURVE_VARIABLES: [CurveOptionName, string][] = [
+  ['curveSecretKey', 'CURVE_SECRET_KEY'],
+  ['curvePublicKey', 'CURVE_PUBLIC_KEY'],
+  ['curveServerKey', 'CURVE_SERVER_KEY'],
+  ['curveAllow', 'CURVE_ALLOW'],
+  ['zapDomain', 'ZAP_DOMAIN'],
+]
+
+/** A channel's CURVE options from the environment, each with the variable it came from. */
+function curveFromEnvironment(name: string): Map<CurveOptionName, { value: unknown; from: string }> {
+  const out = new Map<CurveOptionName, { value: unknown; from: string }>()
+  for (const [option, what] of CURVE_VARIABLES) {
+    const from = variable(what, name)
+    const text = process.env[from]?.trim()
+    if (!text) continue
+    // The allowlist is a list of Z85 keys separated by commas or white space.
+    out.set(option, { value: option === 'curveAllow' ? text.split(/[\s,]+/).filter(Boolean) : text, from })
+  }
+  return out
+}
+
+/**
+ * The CURVE options of one side of a channel: the binding side is the server, the other a
+ * client (see `ChannelSettings`). `EINVAL` when a side lacks its key.
+ */
+function curveForSide(
+  settings: Map<CurveOptionName, { value: unknown; from: string }>,
+  binds: boolean,
+  label: string,
+): CurveOptions {
+  const get = (n: CurveOptionName) => settings.get(n)?.value as never
+  const check = new CurveConfig()
+  for (const [n, { value, from }] of settings) {
+    try {
+      check.set(n, value)
+    } catch (err) {
+      throw codedError('EINVAL', `${from}: ${(err as Error).message}`)
+    }
+  }
+  const shared = { zapDomain: get('zapDomain') }
+  if (!check.secretKey && !check.serverKey) {
+    if (check.allow || check.authenticate) {
+      throw codedError('EINVAL', `curveAllow and authenticate${label} need CURVE: set curveSecretKey (ZEROPIPE_CURVE_SECRET_KEY)`)
+    }
+    return {}
+  }
+  if (binds) {
+    if (!check.secretKey) {
+      throw codedError(
+        'EINVAL',
+        `The binding side${label} is its CURVE server and needs curveSecretKey (the server's secret key, ZEROPIPE_CURVE_SECRET_KEY)`,
+      )
+    }
+    return {
+      ...shared,
+      curveServer: true,
+      curveSecretKey: get('curveSecretKey'),
+      curvePublicKey: get('curvePublicKey'),
+      curveAllow: get('curveAllow'),
+      authenticate: get('authenticate'),
+      authTimeout: get('authTimeout'),
+    }
+  }
+  if (!check.serverKey) {
+    throw codedError(
+      'EINVAL',
+      `The connecting side${label} is a CURVE client and needs curveServerKey (the server's public key, ZEROPIPE_CURVE_SERVER_KEY)`,
+    )
+  }
+  // Without a key pair of its own, a client makes one: enough unless the server checks keys.
+  const own = check.secretKey ? null : curveKeyPair()
+  return {
+    ...shared,
+    curveServerKey: get('curveServerKey'),
+    curveSecretKey: own ? own.secretKey : get('curveSecretKey'),
+    curvePublicKey: own ? own.publicKey : get('curvePublicKey'),
+  }
+}
+
+/** Drops undefined values, which the socket constructors take as "not given". */
+function defined<T extends object>(o: T): T {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as T
 }
 
 /**
@@ -33,6 +130,8 @@ export class Channel {
   #endpoint: string | undefined
   #bind: BindSide = 'push'
   #options: AllSocketOptions = {}
+  /** CURVE options: the environment's, overridden by configure()'s. */
+  #curve: Map<CurveOptionName, { value: unknown; from: string }>
   #push: Push | null = null
   #pushReady: Promise<void> | null = null
   #pull: Pull | null = null
@@ -43,6 +142,12 @@ export class Channel {
   constructor(name: string, endpoint: string | undefined) {
     this.name = name
     this.#endpoint = endpoint
+    this.#curve = curveFromEnvironment(name)
+  }
+
+  /** The options of the socket of type `owner`, binding or not, CURVE included. */
+  #socketOptions(owner: 'Push' | 'Pull', binds: boolean): AllSocketOptions {
+    return { ...optionsFor(owner, this.#options), ...defined(curveForSide(this.#curve, binds, this.#label())) }
   }
 
   /** The endpoint its sockets bind or connect to (undefined until configured). */
@@ -66,7 +171,20 @@ export class Channel {
     if (this.#push || this.#pull) {
       throw codedError('EINVAL', `configure() must be called before the first push() or pull()${this.#label()}, or after close()`)
     }
-    const { endpoint, bind, ...options } = settings
+    const { endpoint, bind, ...all } = settings
+    if ('curveServer' in all) {
+      throw new TypeError(`A channel's binding side is its CURVE server: give curveSecretKey to both sides, or curveServerKey to the connecting one, not curveServer`)
+    }
+    const options: Record<string, unknown> = {}
+    const curve = new Map(curveFromEnvironment(this.name))
+    const check = new CurveConfig()
+    for (const [name, value] of Object.entries(all)) {
+      if (!isCurveOption(name)) options[name] = value
+      else if (value !== undefined) {
+        check.set(name, value)
+        curve.set(name, { value, from: name })
+      }
+    }
     if (endpoint !== undefined && typeof endpoint !== 'string') {
       throw new TypeError(`Address must be a string, got ${describe(endpoint)}`)
     }
@@ -77,6 +195,7 @@ export class Channel {
     if (endpoint !== undefined) this.#endpoint = endpoint
     if (bind !== undefined) this.#bind = bind
     this.#options = options
+    this.#curve = curve
   }
 
   #label(): string {
@@ -103,7 +222,7 @@ export class Channel {
       frames = toFrames(job)
       if (!this.#push) {
         const endpoint = this.#where()
-        const sock = new Push(optionsFor('Push', this.#options))
+        const sock = new Push(this.#socketOptions('Push', this.#bind === 'push'))
         if (this.#bind === 'push') {
           this.#pushReady = sock.bind(endpoint).catch((err: unknown) => {
             // A failed bind leaves no half-made socket behind: the next push() tries again.
@@ -137,7 +256,7 @@ export class Channel {
   _pullSocket(): { socket: Pull; ready: Promise<void> | null } {
     if (!this.#pull) {
       const endpoint = this.#where()
-      const sock = new Pull(optionsFor('Pull', this.#options))
+      const sock = new Pull(this.#socketOptions('Pull', this.#bind === 'pull'))
       if (this.#bind === 'pull') {
         const ready = sock.bind(endpoint)
         // Seen by the streams' next(); a stream-less rejection must not crash the process.
@@ -229,7 +348,7 @@ export function channel(name: string, settings?: ChannelSettings): Channel {
  * Sets the module sockets' endpoint and options. Must be called before the first `push()`
  * or `pull()` (or after `close()`); each socket takes the options of its type.
  */
-export function configure(settings: { endpoint?: string } & AllSocketOptions): void {
+export function configure(settings: { endpoint?: string } & Omit<AllSocketOptions, 'curveServer'>): void {
   if (settings !== null && typeof settings === 'object' && 'bind' in settings) {
     throw new TypeError('configure() sets the default channel, whose PUSH binds; use channel(name, { bind }) for another side')
   }

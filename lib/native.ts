@@ -125,6 +125,7 @@ export const {
   EVENTS,
   PEERS,
   CLOSED,
+  AUTH,
   MAX_QUEUED_EVENTS,
 } = binding
 export type NativeSocket = Binding.NativeSocket

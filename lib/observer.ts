@@ -21,6 +21,15 @@ export interface SocketEvent {
   error?: CodedError
   /** For `handshake` and the `disconnect` that ends it over tcp/ipc: the peer's id, unique in the process. */
   peer?: number
+  /**
+   * For `handshake` over CURVE: the peer's long-term public key (Z85). On a server, the
+   * client's, proven by its handshake; on a client, the server key it was given.
+   */
+  publicKey?: string
+  /** For `handshake` on a CURVE server: the user id `authenticate` gave ("" without one). */
+  userId?: string
+  /** For `handshake:error:auth`: the ZAP status, 300, 400 or 500. */
+  status?: number
 }
 
 /** What the observer needs from its socket. */
@@ -33,6 +42,9 @@ export interface Observed {
     errorCode?: string | null
     errorMessage?: string | null
     peer?: number | null
+    publicKey?: string | null
+    userId?: string | null
+    status?: number | null
   }[]
   /** @internal */
   _armEvents(): void
@@ -148,6 +160,9 @@ export class Observer implements AsyncIterable<SocketEvent> {
       if (e.interval !== undefined && e.interval !== null) ev.interval = e.interval
       if (e.errorCode) ev.error = codedError(e.errorCode, e.errorMessage || e.errorCode)
       if (e.peer !== undefined && e.peer !== null) ev.peer = e.peer
+      if (e.publicKey !== undefined && e.publicKey !== null) ev.publicKey = e.publicKey
+      if (e.userId !== undefined && e.userId !== null) ev.userId = e.userId
+      if (e.status !== undefined && e.status !== null) ev.status = e.status
       for (const tap of this.#taps) tap(ev)
       this.#dispatch(ev.type, ev)
       // `handshake:error` listeners hear every handshake failure, whatever its subtype.

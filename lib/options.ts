@@ -2,17 +2,20 @@
 // types and docs from lib/generated.ts, made from the same table; this file checks, fills in
 // defaults, and defines the option properties of Push and Pull.
 
+import type { CurveOptions } from './curve'
 import { OPTION_NAMES, type AllSocketOptions } from './generated'
 import { optionSpecs } from './native'
 
 export type OptionName = (typeof OPTION_NAMES)[number]
-export type OptionValues = Required<AllSocketOptions>
+/** The options of the engine's table (the CURVE options are lib/curve.ts's). */
+export type EngineOptions = Omit<AllSocketOptions, keyof CurveOptions>
+export type OptionValues = Required<EngineOptions>
 /** Who is setting options: a socket type, or the module API's configure(). */
 export type Owner = 'Push' | 'Pull' | 'configure()'
 
 // Fails to compile if the generated types and the option list ever disagree.
 type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : never) : never
-const typesAgree: Same<keyof AllSocketOptions, OptionName> = true
+const typesAgree: Same<keyof EngineOptions, OptionName> = true
 void typesAgree
 
 interface Spec {

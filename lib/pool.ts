@@ -5,6 +5,7 @@
 
 import { EventEmitter } from 'node:events'
 
+import { curveOf, type CurveOptions } from './curve'
 import { closedError, codedError, type CodedError } from './errors'
 import { copyBytes, describe, toFrames, type Frame, type MessageLike } from './frames'
 import { hello, parseReply } from './offload-wire'
@@ -32,6 +33,11 @@ export interface PoolOptions {
   heartbeatInterval?: number
   /** No traffic from a worker for this long, ms, and it counts as dead (default 3 000). */
   heartbeatTimeout?: number
+  /**
+   * CURVE options for both of the pool's sockets (see `CurveOptions`): usually
+   * `{ curveServer: true, curveSecretKey, curveAllow }`, the workers being its clients.
+   */
+  curve?: CurveOptions
 }
 
 /** What `run()` takes besides the job. */
@@ -163,8 +169,9 @@ export class Pool extends EventEmitter {
     const heartbeatInterval = checkCount('heartbeatInterval', options.heartbeatInterval ?? 1_000, 0)
     const heartbeatTimeout = checkCount('heartbeatTimeout', options.heartbeatTimeout ?? 3_000, 0)
     // linger 0: what a closing pool still holds for workers is for callers it already rejected.
-    this.#jobs = new Push({ heartbeatInterval, heartbeatTimeout, linger: 0 })
-    this.#results = new Pull({ heartbeatInterval, heartbeatTimeout, linger: 0 })
+    const curve = curveOf('Pool', options.curve)
+    this.#jobs = new Push({ ...curve, heartbeatInterval, heartbeatTimeout, linger: 0 })
+    this.#results = new Pull({ ...curve, heartbeatInterval, heartbeatTimeout, linger: 0 })
     this.#results._holdProcess(false)
     this.#untap = this.#jobs.events._tap((ev) => this.#onEvent(ev))
     if (options.bind === false) {

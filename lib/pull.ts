@@ -6,7 +6,7 @@ import { closedError, codedError } from './errors'
 import type { PullOptionProperties, PullOptions } from './generated'
 import { READABLE } from './native'
 import { defineOptionProperties } from './options'
-import { serve, Socket } from './socket'
+import { defineCurveProperties, serve, Socket } from './socket'
 import { WaitQueue, type Waiter } from './wait-queue'
 
 /** A receive that its caller can cancel without losing a message (a `JobStream` does). */
@@ -142,3 +142,4 @@ export class Pull extends Socket implements AsyncIterable<Buffer[]> {
 // eslint-disable-next-line @typescript-eslint/no-empty-interface
 export interface Pull extends PullOptionProperties {}
 defineOptionProperties(Pull, 'Pull')
+defineCurveProperties(Pull)

@@ -7,7 +7,7 @@ import { toFrames, type Frame, type MessageLike } from './frames'
 import type { PushOptionProperties, PushOptions } from './generated'
 import { binding, WRITABLE } from './native'
 import { defineOptionProperties } from './options'
-import { serve, Socket } from './socket'
+import { defineCurveProperties, serve, Socket } from './socket'
 import { WaitQueue, type Waiter } from './wait-queue'
 
 const { LARGE_FRAME } = binding
@@ -214,3 +214,4 @@ function flushOnTick(push: Push): void {
 // eslint-disable-next-line @typescript-eslint/no-empty-interface
 export interface Push extends PushOptionProperties {}
 defineOptionProperties(Push, 'Push')
+defineCurveProperties(Push)

@@ -2,6 +2,7 @@
 // `concurrency` of them at once, and send each result back with its job's id. The frames are
 // in `offload-wire.ts`; a plain PUSH ventilator (no pool) can feed it too.
 
+import { curveOf, type CurveOptions } from './curve'
 import { describe, toFrames, type Frame, type MessageLike } from './frames'
 import { ERROR, OK, helloFrom, helloReply } from './offload-wire'
 import { Pull } from './pull'
@@ -20,6 +21,11 @@ export interface ServeOptions {
   concurrency?: number
   /** Bind both endpoints instead of connecting (default false: the pool binds). */
   bind?: boolean
+  /**
+   * CURVE options for both of the worker's sockets (see `CurveOptions`): usually
+   * `{ curveServerKey, curveSecretKey }`, the pool being the server.
+   */
+  curve?: CurveOptions
 }
 
 /** A running worker: its counters, and how to stop it. */
@@ -54,8 +60,9 @@ export class Worker {
     this.#concurrency = concurrency
     // Room for what the worker runs, not more: jobs a plain ventilator round-robins here
     // wait in its queue (and move on if this worker dies), not in ours.
-    this.#jobs = new Pull({ receiveHighWaterMark: concurrency })
-    this.#results = new Push()
+    const curve = curveOf('serve()', options.curve)
+    this.#jobs = new Pull({ ...curve, receiveHighWaterMark: concurrency })
+    this.#results = new Push(curve)
     this.done = this.#run(options)
   }
 

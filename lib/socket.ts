@@ -2,9 +2,10 @@
 // socket waits (armed readiness bits and a reference that keeps Node alive only while a
 // call waits).
 
+import { CURVE_OPTION_NAMES, CurveConfig, splitCurveOptions, verdictStatus, type CurveOptionName } from './curve'
 import { closedError, codedError } from './errors'
 import { describe } from './frames'
-import { EVENTS, NativeSocket, PEERS } from './native'
+import { AUTH, EVENTS, NativeSocket, PEERS } from './native'
 import { Observer, type Observed } from './observer'
 import { nativeValues, resolveOptions, type HasOptions, type OptionValues } from './options'
 import type { Waiter, WaitQueue } from './wait-queue'
@@ -47,12 +48,102 @@ export abstract class Socket implements HasOptions, Observed {
   #holdsProcess = true
   /** What bind() and connect() were given, for the close warning to name. */
   readonly #endpoints = new Set<string>()
+  /** The CURVE options as set (see lib/curve.ts). */
+  #curve = new CurveConfig()
+  /**
+   * Why the CURVE options as assigned cannot be used (a role without its keys, a public key
+   * that is not the secret key's): thrown by bind() and connect() until fixed. Assignments
+   * come one at a time, so an unfinished or in-between setup is not an error until used;
+   * meanwhile connections keep the last complete setup.
+   */
+  #curveProblem: Error | null = null
 
   /** @internal */
   constructor(kind: 'push' | 'pull', owner: 'Push' | 'Pull', options: unknown) {
-    this.#opts = resolveOptions(owner, options)
+    const { rest, curve } = splitCurveOptions(options)
+    this.#opts = resolveOptions(owner, rest)
+    for (const [name, value] of curve) this.#curve.set(name, value)
     const self = new WeakRef(this)
     this.native = new NativeSocket(kind, nativeValues(this.#opts), (bits: number) => self.deref()?._wake(bits))
+    // Constructor options come together: any problem with them is reported now.
+    if (curve.length) {
+      try {
+        this.#applyCurve(this.#curve)
+      } catch (err) {
+        void this.native.close()
+        throw err
+      }
+    }
+  }
+
+  /** Hands `config` to the addon (throws, changing nothing, if it cannot be used). */
+  #applyCurve(config: CurveConfig): void {
+    const { curve, authTimeout } = config.native()
+    this.native.setCurve(curve)
+    this.native.setAuthenticator(authTimeout)
+    // Listening for clients to judge does not keep the process alive: the socket's other
+    // waits (a receive, a listener) decide that, as they do for messages.
+    if (authTimeout !== null) this.arm(AUTH)
+  }
+
+  /** @internal A CURVE option, as its property reads it. */
+  _curveOption(name: CurveOptionName): unknown {
+    return this.#curve.get(name)
+  }
+
+  /** @internal Assigns a CURVE option: `TypeError`/`EINVAL` for a bad value (nothing changes then). */
+  _setCurveOption(name: CurveOptionName, value: unknown): void {
+    if (this.closed) throw closedError()
+    const next = this.#curve.clone()
+    next.set(name, value)
+    this.#curve = next
+    try {
+      this.#applyCurve(next)
+      this.#curveProblem = null
+    } catch (err) {
+      if ((err as { code?: string }).code !== 'EINVAL') throw err
+      this.#curveProblem = err as Error
+    }
+  }
+
+  #checkCurve(): void {
+    if (this.#curveProblem) throw this.#curveProblem
+  }
+
+  /** Runs the `authenticate` callback for each client waiting for a verdict. */
+  #serveAuth(): void {
+    const authenticate = this.#curve.authenticate
+    if (this.native.closed || !authenticate) return
+    const requests = this.native.takeAuthRequests()
+    this.arm(AUTH)
+    for (const { id, publicKey, address, domain } of requests) {
+      const answer = (verdict: unknown) => {
+        const reply = verdictStatus(verdict)
+        if (!reply) {
+          process.emitWarning(
+            `authenticate() returned ${describe(verdict)}; expected true, false or { status: 200 | 300 | 400 | 500, userId? }: the client gets 500`,
+            { code: 'ZEROPIPE_AUTH' },
+          )
+        }
+        if (!this.native.closed) this.native.authReply(id, reply?.status ?? 500, reply?.userId ?? '')
+      }
+      const failed = (err: unknown) => {
+        process.emitWarning(`authenticate() failed, the client gets 500: ${(err as Error)?.message ?? String(err)}`, {
+          code: 'ZEROPIPE_AUTH',
+        })
+        if (!this.native.closed) this.native.authReply(id, 500, '')
+      }
+      let verdict: unknown
+      try {
+        verdict = authenticate({ publicKey, address, domain })
+      } catch (err) {
+        failed(err)
+        continue
+      }
+      if (verdict !== null && typeof (verdict as PromiseLike<unknown>)?.then === 'function') {
+        Promise.resolve(verdict).then(answer, failed)
+      } else answer(verdict)
+    }
   }
 
   /** True once `close()` was called. */
@@ -153,6 +244,7 @@ export abstract class Socket implements HasOptions, Observed {
   async bind(address: string): Promise<void> {
     checkAddress(address)
     if (this.closed) throw closedError()
+    this.#checkCurve()
     await this.native.bind(address)
     this.#endpoints.add(address)
   }
@@ -168,6 +260,7 @@ export abstract class Socket implements HasOptions, Observed {
   connect(address: string): void {
     checkAddress(address)
     if (this.closed) throw closedError()
+    this.#checkCurve()
     this.native.connect(address)
     this.#endpoints.add(address)
   }
@@ -319,11 +412,29 @@ export abstract class Socket implements HasOptions, Observed {
   _wake(bits: number): void {
     if (bits & EVENTS && this.#observer) this.#observer._drain()
     if (bits & PEERS) this.#servePeerWaiters()
+    if (bits & AUTH) this.#serveAuth()
     this.ready(bits)
   }
 }
 
 /** Settles a waiting call once. */
+/**
+ * The CURVE options as properties, on each prototype as the other options are (see
+ * `defineOptionProperties`). `curveSecretKey` reads `null`: a secret key is never read back.
+ */
+export function defineCurveProperties(cls: { prototype: Socket }): void {
+  for (const name of CURVE_OPTION_NAMES) {
+    Object.defineProperty(cls.prototype, name, {
+      get(this: Socket) {
+        return this._curveOption(name)
+      },
+      set(this: Socket, value: unknown) {
+        this._setCurveOption(name, value)
+      },
+    })
+  }
+}
+
 export function serve<T>(entry: Waiter<T>, settle: () => void): void {
   entry.served = true
   if (entry.timer) clearTimeout(entry.timer)

@@ -17,7 +17,7 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 
-ALL_TARGETS=(decoder greeting handshake endpoint)
+ALL_TARGETS=(decoder greeting handshake endpoint curve_server curve_message)
 # libFuzzer options: one input running 10 s is a hang; 2 GiB is far beyond anything the
 # targets need (their allocation checks are much tighter), so hitting it is a bug too.
 LIBFUZZER_ARGS=(-timeout=10 -rss_limit_mb=2048 -print_final_stats=1)

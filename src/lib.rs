@@ -3,6 +3,7 @@
 //!
 //! Layout:
 //! - [`socket`]: `NativeSocket`, one engine socket as JS drives it.
+//! - [`curve`]: CURVE keys, Z85, settings, and the authenticator that asks JS.
 //! - [`batch`]: the send-stage and receive-batch formats (mirrored by `lib/batch.ts`).
 //! - [`memory`]: memory shared with JS, and why each use of it is sound.
 //! - [`env`]: each JS environment's sockets and their flush-and-close at its end.
@@ -20,6 +21,7 @@
 #![deny(clippy::unwrap_used)]
 
 mod batch;
+mod curve;
 mod env;
 mod errors;
 mod memory;

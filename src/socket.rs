@@ -9,6 +9,7 @@ use napi_derive::napi;
 use zeropipe_engine as engine;
 
 use crate::batch::{write_receive_batch, SendStage, LARGE_FRAME, RECEIVE_BATCH_BYTES};
+use crate::curve::{AuthQueue, JsAuthenticator, NativeAuthRequest, NativeCurve, AUTH};
 use crate::env::{register, Registered};
 use crate::errors::{malformed, to_js, OrJs};
 use crate::memory::{own_buffer, typed_array_over, WriteOnly};
@@ -84,6 +85,12 @@ pub struct NativeEvent {
     pub error_message: Option<String>,
     /// For `handshake` and the `disconnect` that ends it: the peer's id (see `peers()`).
     pub peer: Option<i64>,
+    /// For `handshake` with a CURVE peer: its long-term public key, Z85.
+    pub public_key: Option<String>,
+    /// For `handshake` on a CURVE server: the user id the authenticator gave ("" without).
+    pub user_id: Option<String>,
+    /// For `handshake:error:auth`: the ZAP status (300, 400 or 500).
+    pub status: Option<u32>,
 }
 
 /// A peer the socket reaches now: its handshake completed and its connection lives.
@@ -118,6 +125,8 @@ pub struct NativeSocket {
     /// Released at close: the callback holds the JS socket, so keeping it would pin every
     /// closed socket in memory.
     waker: Option<Arc<WakerFn>>,
+    /// CURVE clients waiting for JS's `authenticate` callback (see `curve.rs`).
+    auth: Arc<AuthQueue>,
 }
 
 #[napi]
@@ -146,11 +155,14 @@ impl NativeSocket {
         let waker = Arc::new(waker);
         set_tsfn_ref(&env, &waker, false).or_js(&env)?;
         let tsfn = waker.clone();
-        socket.set_waker(Some(Arc::new(move |bits| {
+        let wake: crate::curve::Wake = Arc::new(move |bits| {
             #[cfg(feature = "stage-trace")]
             engine::trace::stamp(&engine::trace::WAKE);
             tsfn.call(bits, ThreadsafeFunctionCallMode::NonBlocking);
-        })));
+        });
+        socket.set_waker(Some(wake.clone()));
+        let auth = Arc::new(AuthQueue::default());
+        auth.set_wake(Some(wake));
         let stage = (kind == engine::SocketType::Push).then(|| Arc::new(SendStage::new()));
         register(
             &env,
@@ -167,6 +179,7 @@ impl NativeSocket {
             held: std::collections::HashMap::new(),
             next_held: 0,
             waker: Some(waker),
+            auth,
         })
     }
 
@@ -331,11 +344,16 @@ impl NativeSocket {
         self.own.drain(..).map(|f| own_buffer(env, f)).collect()
     }
 
-    /// Asks for one waker call when any of `bits` (`READABLE`, `WRITABLE`, `EVENTS`) becomes
-    /// true; returns the bits already true (with `CLOSED` once closed).
+    /// Asks for one waker call when any of `bits` (`READABLE`, `WRITABLE`, `EVENTS`,
+    /// `PEERS`, `AUTH`) becomes true; returns the bits already true (with `CLOSED` once
+    /// closed).
     #[napi]
     pub fn arm(&self, bits: u32) -> u32 {
-        let ready = self.socket.arm(bits);
+        // AUTH is this binding's own bit: the engine never sees it.
+        let mut ready = self.socket.arm(bits & !AUTH) & !AUTH;
+        if bits & AUTH != 0 && !self.socket.is_closed() {
+            ready |= self.auth.arm();
+        }
         // Messages this binding holds are readable too.
         if bits & engine::socket::READABLE != 0 && !self.pending.is_empty() {
             return ready | engine::socket::READABLE;
@@ -389,6 +407,9 @@ impl NativeSocket {
                 error_code: e.error.as_ref().map(|x| x.code.as_str().to_string()),
                 error_message: e.error.map(|x| x.message),
                 peer: e.peer.map(peer_id),
+                public_key: e.public_key.map(|k| engine::curve::z85::encode_key(&k)),
+                user_id: e.user_id,
+                status: e.status.map(u32::from),
             })
             .collect()
     }
@@ -440,8 +461,52 @@ impl NativeSocket {
         Ok(promise)
     }
 
+    /// Sets CURVE (`curve`) or back to NULL (`null`) for connections made from now on.
+    /// `EINVAL` for a key that is not 32 bytes, a client without a server key, a public
+    /// key that is not the secret key's; `EBADF` once closed. Default: NULL.
+    #[napi]
+    pub fn set_curve(&self, env: Env, curve: Option<NativeCurve>) -> Result<()> {
+        let curve = curve.map(|c| c.to_engine()).transpose().or_js(&env)?;
+        self.socket.set_curve(curve).or_js(&env)
+    }
+
+    /// With `timeoutMs`, a CURVE server asks JS about each client (see `AUTH` and
+    /// `takeAuthRequests`) and gives up after that many ms (verdict 300); with `null`, it
+    /// accepts every client that passes the allowlist (the default, as libzmq without ZAP).
+    #[napi]
+    pub fn set_authenticator(&self, timeout_ms: Option<u32>) {
+        match timeout_ms {
+            Some(ms) => self.socket.set_authenticator(Some((
+                Arc::new(JsAuthenticator(Arc::downgrade(&self.auth))),
+                std::time::Duration::from_millis(u64::from(ms)),
+            ))),
+            None => {
+                self.socket.set_authenticator(None);
+                self.auth.clear();
+            }
+        }
+    }
+
+    /// The clients waiting for a verdict that JS has not taken yet.
+    #[napi]
+    pub fn take_auth_requests(&self) -> Vec<NativeAuthRequest> {
+        self.auth.take()
+    }
+
+    /// Answers request `id` with a ZAP status (200 welcome, 300 temporary failure, 400
+    /// denied, 500 error; others count as 500) and, for 200, a user id. An id the engine
+    /// stopped waiting for (timeout, peer gone) is ignored.
+    #[napi]
+    pub fn auth_reply(&self, id: u32, status: u32, user_id: String) {
+        let status = u16::try_from(status).unwrap_or(500);
+        self.auth
+            .reply(id, engine::curve::AuthReply { status, user_id });
+    }
+
     fn release(&mut self) {
         self.socket.set_waker(None);
+        self.auth.set_wake(None);
+        self.auth.clear();
         self.waker = None;
         self.pending.clear();
         self.own.clear();

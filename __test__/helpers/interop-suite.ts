@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { afterEach, describe, it } from "node:test";
 
-import { Pull, Push, type EventType, type PullOptions, type PushOptions } from "zeropipe";
+import { curveKeyPair, Pull, Push, z85, type EventType, type PullOptions, type PushOptions } from "zeropipe";
 
 import { startPeer, uniqueIpc, uniqueTcp, type Peer, type PeerKind, type PeerMode, type PeerOptions, type PeerRole } from "./peer";
 
@@ -180,12 +180,36 @@ async function settledValue(read: () => number, quietMs = 300): Promise<number> 
 
 const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-export function interopSuite(kind: PeerKind): void {
+/** How the suite runs: over NULL (the default), or with every connection over CURVE. */
+export interface SuiteMode {
+  /**
+   * Every PULL, ours or the peer's, is a CURVE server and every PUSH a client, whichever
+   * side binds. The peers take Z85 keys; ours take them as 32-byte Buffers.
+   */
+  curve?: boolean;
+}
+
+export function interopSuite(kind: PeerKind, mode: SuiteMode = {}): void {
   const peers: Peer[] = [];
   const sockets: OurSocket[] = [];
+  const server = curveKeyPair();
+  const client = curveKeyPair();
+  const peerCurve = (role: PeerRole): PeerOptions =>
+    !mode.curve
+      ? {}
+      : role === "pull"
+        ? { curveServer: true, curveSecretKey: server.secretKey }
+        : { curveServerKey: server.publicKey, curveSecretKey: client.secretKey, curvePublicKey: client.publicKey };
+  const ourCurve = (role: PeerRole): PushOptions & PullOptions =>
+    !mode.curve
+      ? {}
+      : role === "pull"
+        ? { curveServer: true, curveSecretKey: z85.decode(server.secretKey) }
+        : { curveServerKey: z85.decode(server.publicKey), curveSecretKey: z85.decode(client.secretKey) };
+  const over = mode.curve ? " over CURVE" : "";
 
   async function peer(role: PeerRole, mode: PeerMode, address: string, options?: PeerOptions): Promise<Peer> {
-    const p = await startPeer(kind, role, mode, address, options);
+    const p = await startPeer(kind, role, mode, address, { ...peerCurve(role), ...options });
     peers.push(p);
     return p;
   }
@@ -194,8 +218,8 @@ export function interopSuite(kind: PeerKind): void {
     sockets.push(socket);
     return socket;
   }
-  const newPush = (options: PushOptions = {}) => ours(new Push({ sendTimeout: GUARD_MS, ...options }));
-  const newPull = (options: PullOptions = {}) => ours(new Pull({ receiveTimeout: GUARD_MS, ...options }));
+  const newPush = (options: PushOptions = {}) => ours(new Push({ sendTimeout: GUARD_MS, ...ourCurve("push"), ...options }));
+  const newPull = (options: PullOptions = {}) => ours(new Pull({ receiveTimeout: GUARD_MS, ...ourCurve("pull"), ...options }));
 
   /** Closes the peers gracefully (that fails on a crash or a protocol violation) and checks no PULL peer got extra messages. */
   async function closePeers(...list: Peer[]): Promise<void> {
@@ -224,7 +248,7 @@ export function interopSuite(kind: PeerKind): void {
     "IPv6 loopback": () => "tcp://[::1]:0",
   };
 
-  describe(`${kind} peers on other address forms`, () => {
+  describe(`${kind} peers on other address forms${over}`, () => {
     for (const [label, address] of Object.entries(ADDRESS_KINDS)) {
       // libzmq refuses IPv6 addresses unless ZMQ_IPV6 is set.
       const peerOptions: PeerOptions = label === "IPv6 loopback" ? { ipv6: true } : {};
@@ -263,7 +287,7 @@ export function interopSuite(kind: PeerKind): void {
       return endpoint;
     }
 
-    describe(`${kind} peers over ${transport}`, () => {
+    describe(`${kind} peers over ${transport}${over}`, () => {
       for (const ourMode of ["bind", "connect"] as const) {
         const peerMode: PeerMode = ourMode === "bind" ? "connect" : "bind";
 

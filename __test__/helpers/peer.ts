@@ -38,6 +38,12 @@ export interface PeerOptions {
   tcpKeepaliveInterval?: number;
   tcpMaxRetransmitTimeout?: number;
   ipv6?: boolean;
+  /** CURVE, keys as 40-character Z85 strings (both peers pass them to libzmq as they are). */
+  curveServer?: boolean;
+  curveSecretKey?: string;
+  curvePublicKey?: string;
+  curveServerKey?: string;
+  zapDomain?: string;
 }
 
 export interface StartPeerOptions {

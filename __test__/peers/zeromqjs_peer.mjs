@@ -72,8 +72,18 @@ if (optionsJson !== undefined) {
 // socket crashes the process at exit.
 const sock = role === "push" ? new Push() : new Pull();
 sock.linger = DEFAULT_LINGER_MS;
+/** Whether `name` is a method of `obj` (read from the prototypes' descriptors: reading a
+ * getter can throw, as zeromq.js's curvePublicKey does while no key is set). */
+function isMethod(obj, name) {
+  for (let o = obj; o; o = Object.getPrototypeOf(o)) {
+    const d = Object.getOwnPropertyDescriptor(o, name);
+    if (d) return typeof d.value === "function";
+  }
+  return false;
+}
+
 for (const [name, value] of Object.entries(options)) {
-  if (!(name in sock) || typeof sock[name] === "function") {
+  if (!(name in sock) || isMethod(sock, name)) {
     sock.close();
     die(`unsupported option ${JSON.stringify(name)} for a ${role} socket`);
   }

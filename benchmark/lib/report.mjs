@@ -8,7 +8,7 @@ const MiB = 2 ** 20
  * A measured case. `kind` decides units and direction:
  *   throughput (msg/s, higher is better; MB/s shown from `bytes`), latency (µs, lower),
  *   memory (bytes shown in MiB, lower), growth (signed bytes, lower; no ratio: it is ~0 when
- *   bounded, and a ratio of two numbers near zero is noise).
+ *   bounded, and a ratio of two numbers near zero is noise), handshakes (per second, higher).
  * `zmqNote` replaces zeromq.js's numbers where it cannot run the case (module API).
  */
 export function makeCase({
@@ -37,6 +37,8 @@ function range(kind, s, bytes, cpu) {
       const cpuText = cpu ? `, ${sig3(median(cpu))} µs CPU/msg` : ''
       return `${si(s.median)} msg/s (${si(s.min)}–${si(s.max)}), ${sig3(mbs)} MB/s${cpuText}`
     }
+    case 'handshakes':
+      return `${si(s.median)}/s (${si(s.min)}–${si(s.max)})`
     case 'latency':
       return `${sig3(s.median)} µs (${sig3(s.min)}–${sig3(s.max)})`
     case 'memory':

@@ -24,8 +24,9 @@ async function pair(lib, consumerArgs, producerArgs, timeoutMs) {
 }
 
 /** One round of (c): { rate, secs } as the consumer saw them, first to last message. */
-export async function twoProcessThroughput(lib, { size, n, timeoutMs }) {
-  const { received } = await pair(lib, { mode: 'throughput', n }, { mode: 'throughput', n, size }, timeoutMs)
+export async function twoProcessThroughput(lib, { size, n, timeoutMs, curve = false }) {
+  const c = curve ? { curve: 1 } : {}
+  const { received } = await pair(lib, { mode: 'throughput', n, ...c }, { mode: 'throughput', n, size, ...c }, timeoutMs)
   return received
 }
 
@@ -53,8 +54,12 @@ async function once(script, args, timeoutMs) {
 }
 
 /** One round of (a)/(b): a Push and a Pull in one fresh process; { rate, cpuUsPerMsg, … }. */
-export const pairRound = (lib, { transport, size, n, timeoutMs }) =>
-  once('pair.mjs', { lib, transport, size, n }, timeoutMs)
+export const pairRound = (lib, { transport, size, n, timeoutMs, curve = false }) =>
+  once('pair.mjs', { lib, transport, size, n, ...(curve ? { curve: 1 } : {}) }, timeoutMs)
+
+/** One handshake-rate run in a fresh process: { rate, handshakes, secs }. */
+export const handshakeRound = (lib, { curve, seconds, concurrency, timeoutMs }) =>
+  once('handshake.mjs', { lib, curve: curve ? 1 : 0, seconds, concurrency }, timeoutMs)
 
 /** One round of (d) in a fresh process: { rate } for zeropipe, { ok, codes, n } for zeromq.js. */
 export const moduleApiRound = (lib, { size, n, timeoutMs }) =>

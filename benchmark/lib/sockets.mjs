@@ -66,6 +66,27 @@ export function withTimeout(promise, ms, what) {
   return Promise.race([promise, timeout]).finally(() => clearTimeout(timer))
 }
 
+// CURVE keys for the benchmark: the example pairs of libzmq's documentation (rfc 26's
+// test keys), so that the two processes of a round agree without passing keys around.
+const CURVE_SERVER = { publicKey: 'rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7', secretKey: 'JTKVSB%%)wK0E.X)V>+}o?pNmC{O&4W4b!Ni{Lh6' }
+const CURVE_CLIENT = { publicKey: 'Yne@$w-vo<fVvi]a<NY6T1ed:M$fCG*[IaLV{hID', secretKey: 'D:)Q[IlAW!ahhC2ac:9*A}h:p?([4%wOTJ%JR%cs' }
+
+/**
+ * Makes `sock` a CURVE server (the PULL in every scenario) or client (the PUSH), through
+ * the option properties both libraries share (zeromq.js's names, Z85 keys). Before bind or
+ * connect, as both require.
+ */
+export function useCurve(sock, role) {
+  if (role === 'server') {
+    sock.curveServer = true
+    sock.curveSecretKey = CURVE_SERVER.secretKey
+  } else {
+    sock.curveServerKey = CURVE_SERVER.publicKey
+    sock.curvePublicKey = CURVE_CLIENT.publicKey
+    sock.curveSecretKey = CURVE_CLIENT.secretKey
+  }
+}
+
 /** Resident set size now, in bytes (process.memoryUsage.rss() is cheap: no heap walk). */
 export const rssNow = () => process.memoryUsage.rss()
 

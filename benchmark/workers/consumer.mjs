@@ -1,9 +1,10 @@
 // The consuming half of the two-process scenarios (c: throughput, e: latency). It binds, so
 // the parent can hand its resolved tcp port to the producer, and reports one JSON result.
 //   --lib zeropipe|zeromq.js  --mode throughput|latency  --n <messages, throughput only>
+//   --curve 1: a CURVE server (the producer is the client)
 import { writeFileSync } from 'node:fs'
 import { percentileSorted } from '../lib/stats.mjs'
-import { closePair, loadLib } from '../lib/sockets.mjs'
+import { closePair, loadLib, useCurve } from '../lib/sockets.mjs'
 import { emit, main, parseArgs } from './common.mjs'
 
 const PHASE_WARMUP = 0
@@ -14,6 +15,7 @@ main(async () => {
   const args = parseArgs()
   const lib = await loadLib(args.lib)
   const pull = new lib.Pull()
+  if (args.curve === '1') useCurve(pull, 'server')
   await pull.bind('tcp://127.0.0.1:*')
   emit({ endpoint: pull.lastEndpoint })
 

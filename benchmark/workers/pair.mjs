@@ -10,8 +10,9 @@
 //   --lib zeropipe|zeromq.js   --transport tcp|ipc|inproc   --size <bytes>   --n <messages>
 //   --bind push|pull           which side binds (default push, as the user did)
 //   --warmup <messages>        messages sent and received before the clock starts (default 1)
+//   --curve 1                  encrypt with CURVE (the Pull is the server, the Push the client)
 import { performance } from 'node:perf_hooks'
-import { address, cleanupIpcFiles, closePair, connectAddress, loadLib } from '../lib/sockets.mjs'
+import { address, cleanupIpcFiles, closePair, connectAddress, loadLib, useCurve } from '../lib/sockets.mjs'
 import { emit, main, parseArgs } from './common.mjs'
 
 main(async () => {
@@ -26,6 +27,10 @@ main(async () => {
 
   const push = new lib.Push()
   const pull = new lib.Pull()
+  if (args.curve === '1') {
+    useCurve(pull, 'server')
+    useCurve(push, 'client')
+  }
   const buf = Buffer.alloc(size, 7)
   try {
     const bound = address(transport)
@@ -59,6 +64,7 @@ main(async () => {
     emit({
       lib: args.lib,
       transport,
+      curve: args.curve === '1',
       size,
       n,
       secs,

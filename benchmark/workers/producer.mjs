@@ -3,7 +3,8 @@
 // stdin (the consumer has everything by then), so no linger setting can drop messages.
 //   --lib L --endpoint tcp://… --mode throughput --n <messages> --size <bytes>
 //   --lib L --endpoint tcp://… --mode latency --rate <msg/s> --warmup-ms <ms> --measure-ms <ms>
-import { closePair, loadLib } from '../lib/sockets.mjs'
+//   --curve 1: a CURVE client (of the consumer, the server)
+import { closePair, loadLib, useCurve } from '../lib/sockets.mjs'
 import { percentileSorted } from '../lib/stats.mjs'
 import { emit, main, parentDone, parseArgs, yieldToLoop } from './common.mjs'
 
@@ -16,6 +17,7 @@ main(async () => {
   const done = parentDone()
   const lib = await loadLib(args.lib)
   const push = new lib.Push()
+  if (args.curve === '1') useCurve(push, 'client')
   push.connect(args.endpoint)
 
   if (args.mode === 'throughput') {

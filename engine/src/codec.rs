@@ -314,7 +314,7 @@ fn take(data: &Bytes, pos: usize, len: usize) -> Option<Bytes> {
     Some(data.slice(pos..end))
 }
 
-fn parse_command(body: Bytes) -> Result<Command, Error> {
+pub(crate) fn parse_command(body: Bytes) -> Result<Command, Error> {
     let Some(&name_len) = body.first() else {
         return Err(proto("empty command frame"));
     };

@@ -19,6 +19,8 @@ use tokio::time::{Instant, MissedTickBehavior};
 
 use crate::buffer_pool::PooledBuf;
 use crate::codec::{self, Command, Decoded, Decoder};
+use crate::curve::traffic::{self, Unboxer};
+use crate::curve::{driver, Curve, Session};
 use crate::error::{Code, Error, Result};
 use crate::events::EventKind;
 use crate::handshake::{self, PeerInfo, SocketType};
@@ -68,6 +70,15 @@ pub(crate) struct Connection {
     socket: Arc<Inner>,
     address: String,
     opts: SocketOptions,
+    /// CURVE settings in force when the connection started; `None` for NULL.
+    curve: Option<Arc<Curve>>,
+}
+
+/// What a completed handshake hands to the reader and writer.
+struct Handshaken {
+    peer: PeerInfo,
+    /// A CURVE session (`None` for NULL), with the peer's key and user id for the event.
+    curve: Option<(Session, [u8; 32], Option<String>)>,
 }
 
 /// What a running connection's reader and writer share.
@@ -86,15 +97,20 @@ pub(crate) enum Ended {
     BeforeHandshake,
     /// After a completed handshake.
     AfterHandshake,
+    /// The server refused us (a CURVE ERROR "400"/"500" in the handshake): reconnecting
+    /// would only be refused again, so a connecting socket stops, as libzmq's does.
+    Denied,
 }
 
 impl Connection {
     pub(crate) fn new(socket: Arc<Inner>, address: String) -> Self {
         let opts = socket.options();
+        let curve = socket.curve();
         Connection {
             socket,
             address,
             opts,
+            curve,
         }
     }
 
@@ -126,14 +142,49 @@ impl Connection {
     ) -> (Ended, Option<Error>, Option<Arc<Pipe>>) {
         let kind = self.socket.kind();
         let mut buf = BytesMut::with_capacity(8 * 1024);
-        let mut decoder = Decoder::new(self.opts.max_message_size);
+        let mut decoder = Decoder::new(match self.curve {
+            Some(_) => traffic::outer_limit(self.opts.max_message_size),
+            None => self.opts.max_message_size,
+        });
+        // A CURVE server's handshakes in progress are bounded (see
+        // MAX_PENDING_CURVE_HANDSHAKES): past the bound a connection is closed at once.
+        let _pending = match self.curve.as_deref() {
+            Some(c) if c.server_key.is_none() => {
+                match self.socket.curve_pending.clone().try_acquire_owned() {
+                    Ok(permit) => Some(permit),
+                    Err(_) => {
+                        let e = Error::new(
+                            Code::Again,
+                            "too many CURVE handshakes in progress: connection closed",
+                        );
+                        self.socket.event(
+                            EventKind::HandshakeErrorOther,
+                            &self.address,
+                            None,
+                            Some(e),
+                        );
+                        return (Ended::BeforeHandshake, None, None);
+                    }
+                }
+            }
+            _ => None,
+        };
         let handshake = tokio::select! {
             _ = stop.as_mut() => return (Ended::BeforeHandshake, None, None),
             r = self.handshake(&mut stream, &mut buf, &mut decoder) => r,
         };
-        let peer = match handshake {
-            Ok(peer) => peer,
-            Err(e) => {
+        drop(_pending);
+        let Handshaken { peer, curve } = match handshake {
+            Ok(done) => done,
+            Err((e, Some(status))) => {
+                self.socket.auth_failed(&self.address, status, e);
+                // A client told ERROR by its server; a server that refused a client only
+                // ends that connection.
+                let denied = self.curve.as_deref().is_some_and(|c| c.server_key.is_some());
+                let ended = if denied { Ended::Denied } else { Ended::BeforeHandshake };
+                return (ended, None, None);
+            }
+            Err((e, None)) => {
                 let event = if e.code == Code::Proto {
                     EventKind::HandshakeErrorProtocol
                 } else {
@@ -156,7 +207,19 @@ impl Connection {
                 (pipe, notify, true)
             }
         };
-        self.socket.peer_changed(&pipe, &self.address, true, None);
+        let (sessions, identity) = match curve {
+            Some((session, key, user)) => (Some(session.split()), Some((key, user))),
+            None => (None, None),
+        };
+        self.socket
+            .peer_changed_as(&pipe, &self.address, true, None, identity);
+        let (sealer, unboxer) = match sessions {
+            Some((send, recv)) => (
+                Some(send),
+                Some(Unboxer::new(recv, self.opts.max_message_size)),
+            ),
+            None => (None, None),
+        };
 
         let link = Link {
             pipe,
@@ -169,8 +232,8 @@ impl Connection {
         let (rd, wr) = stream.into_split();
         let result = tokio::select! {
             _ = stop.as_mut() => Ok(()),
-            r = self.read_loop(rd, buf, decoder, &link, &ctrl_tx) => r,
-            r = self.write_loop(wr, &link, ctrl_rx) => r,
+            r = self.read_loop(rd, buf, decoder, unboxer, &link, &ctrl_tx) => r,
+            r = self.write_loop(wr, &link, ctrl_rx, sealer) => r,
         };
         if kind == SocketType::Push {
             // Whatever the writer had taken is gone with the connection.
@@ -185,20 +248,43 @@ impl Connection {
         (Ended::AfterHandshake, result.err(), Some(link.pipe))
     }
 
-    /// The NULL handshake, bounded by `handshakeInterval`.
+    /// The NULL or CURVE handshake, bounded by `handshakeInterval`. A failure carries the
+    /// ZAP status when it was an authentication verdict.
     async fn handshake(
         &self,
         stream: &mut Stream,
         buf: &mut BytesMut,
         decoder: &mut Decoder,
-    ) -> Result<PeerInfo> {
-        let hs = handshake::handshake(stream, self.socket.kind(), buf, decoder);
+    ) -> std::result::Result<Handshaken, (Error, Option<u16>)> {
+        let kind = self.socket.kind();
+        let hs = async {
+            match self.curve.as_deref() {
+                None => handshake::handshake(stream, kind, buf, decoder)
+                    .await
+                    .map(|peer| Handshaken { peer, curve: None })
+                    .map_err(|e| (e, None)),
+                Some(curve) => {
+                    let auth = self.socket.authenticator();
+                    let address = zap_address(stream, &self.address);
+                    match driver::handshake(stream, kind, curve, auth, address, buf).await {
+                        Ok(s) => Ok(Handshaken {
+                            peer: s.peer,
+                            curve: Some((s.session, s.public_key, s.user_id)),
+                        }),
+                        Err(f) => Err((f.error, f.status)),
+                    }
+                }
+            }
+        };
         match millis(self.opts.handshake_interval).filter(|d| !d.is_zero()) {
             Some(d) => match tokio::time::timeout(d, hs).await {
                 Ok(r) => r,
-                Err(_) => Err(Error::new(
-                    Code::Again,
-                    format!("handshake with {} timed out", self.address),
+                Err(_) => Err((
+                    Error::new(
+                        Code::Again,
+                        format!("handshake with {} timed out", self.address),
+                    ),
+                    None,
                 )),
             },
             None => hs.await,
@@ -210,6 +296,7 @@ impl Connection {
         mut rd: ReadHalf,
         mut buf: BytesMut,
         mut decoder: Decoder,
+        mut unboxer: Option<Unboxer>,
         link: &Link,
         ctrl: &mpsc::Sender<Command>,
     ) -> Result<()> {
@@ -220,7 +307,7 @@ impl Connection {
         let mut after_large = false;
         loop {
             while let Some(item) = decoder.decode(&mut buf)? {
-                self.handle(item, link, ctrl).await?;
+                self.take(item, &mut unboxer, link, ctrl).await?;
             }
             // Reads are at least READ_CHUNK, so small messages arrive many per syscall. A
             // body of OWN_BODY_MIN or more (up to BODY_RESERVE_MAX) is read into a buffer of
@@ -303,11 +390,28 @@ impl Connection {
                 if n == rest {
                     if let Some(done) = body.take() {
                         if let Some(item) = decoder.supply_body(Bytes::from_owner(done))? {
-                            self.handle(item, link, ctrl).await?;
+                            self.take(item, &mut unboxer, link, ctrl).await?;
                         }
                     }
                 }
             }
+        }
+    }
+
+    /// Acts on what the decoder produced, unboxed first on a CURVE connection.
+    async fn take(
+        &self,
+        item: Decoded,
+        unboxer: &mut Option<Unboxer>,
+        link: &Link,
+        ctrl: &mpsc::Sender<Command>,
+    ) -> Result<()> {
+        match unboxer {
+            None => self.handle(item, link, ctrl).await,
+            Some(u) => match u.unbox(item)? {
+                Some(item) => self.handle(item, link, ctrl).await,
+                None => Ok(()),
+            },
         }
     }
 
@@ -343,6 +447,7 @@ impl Connection {
         mut wr: WriteHalf,
         link: &Link,
         mut ctrl: mpsc::Receiver<Command>,
+        mut sealer: Option<Session>,
     ) -> Result<()> {
         let kind = self.socket.kind();
         let write_error = |e: io::Error| Error::from_io(&e, "write to", &self.address);
@@ -363,14 +468,14 @@ impl Connection {
         };
         loop {
             while let Ok(cmd) = ctrl.try_recv() {
-                codec::encode_command(&cmd, &mut out);
+                put_command(&cmd, &mut out, &mut sealer)?;
             }
             // A writer that always has data never reaches the select below, yet a PULL peer
             // only speaks when PINGed: without this its silence would trip our watchdog.
             if let Some(h) = heartbeat.as_mut() {
                 let due = std::future::poll_fn(|cx| Poll::Ready(h.poll_tick(cx).is_ready())).await;
                 if due {
-                    codec::encode_command(&ping(), &mut out);
+                    put_command(&ping(), &mut out, &mut sealer)?;
                 }
             }
             let mut taken = 0;
@@ -378,6 +483,15 @@ impl Connection {
                 // Byte-bounded: messages still queued outlive this connection (see pop_batch).
                 taken = pipe.pop_batch(&mut batch, WRITE_BATCH_MSGS, WRITE_BATCH_BYTES);
                 for msg in batch.drain(..) {
+                    if let Some(session) = sealer.as_mut() {
+                        traffic::seal_message(session, &msg, &mut out)?;
+                        if out.len() >= WRITE_BATCH_BYTES {
+                            write_all(&mut wr, &mut out, &link.live)
+                                .await
+                                .map_err(write_error)?;
+                        }
+                        continue;
+                    }
                     let frames = msg.frames();
                     let last = frames.len().saturating_sub(1);
                     for (i, frame) in frames.iter().enumerate() {
@@ -443,16 +557,40 @@ impl Connection {
             tokio::select! {
                 _ = &mut data_ready => {}
                 cmd = ctrl.recv() => match cmd {
-                    Some(cmd) => codec::encode_command(&cmd, &mut out),
+                    Some(cmd) => put_command(&cmd, &mut out, &mut sealer)?,
                     None => return Ok(()),
                 },
-                _ = tick => codec::encode_command(&ping(), &mut out),
+                _ = tick => put_command(&ping(), &mut out, &mut sealer)?,
                 // The reader is paused, so the peer's PINGs go unanswered: tell it we live.
-                _ = keepalive => codec::encode_command(&ping(), &mut out),
+                _ = keepalive => put_command(&ping(), &mut out, &mut sealer)?,
                 // Paused or resumed: look at the keepalive again.
                 _ = link.live.pause_changed.notified() => {}
             }
         }
+    }
+}
+
+/// Appends a command: framed as is on a NULL connection, sealed in a MESSAGE on CURVE.
+fn put_command(cmd: &Command, out: &mut BytesMut, sealer: &mut Option<Session>) -> Result<()> {
+    match sealer {
+        None => {
+            codec::encode_command(cmd, out);
+            Ok(())
+        }
+        Some(session) => traffic::seal_command(session, cmd, out),
+    }
+}
+
+/// The peer's address as an authenticator is told it (as ZAP does): the IP without the
+/// port for tcp, the endpoint for ipc.
+fn zap_address(stream: &Stream, endpoint: &str) -> String {
+    match stream {
+        Stream::Tcp(s) => s
+            .peer_addr()
+            .map(|a| a.ip().to_string())
+            .unwrap_or_default(),
+        #[allow(unreachable_patterns)]
+        _ => endpoint.to_string(),
     }
 }
 

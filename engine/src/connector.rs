@@ -37,8 +37,12 @@ pub(crate) async fn run(
                 inner.event(EventKind::Connect, &address, None, None);
                 let conn = Connection::new(inner.clone(), address.clone());
                 let stop = Shutdown::either(shutdown.clone(), conn_shutdown.clone());
-                if let Ended::AfterHandshake = conn.run(stream, source.clone(), stop).await {
-                    interval = base.max(0) as u64;
+                match conn.run(stream, source.clone(), stop).await {
+                    Ended::AfterHandshake => interval = base.max(0) as u64,
+                    // The refusal was reported (`handshake:error:auth`); the endpoint stays
+                    // connected in name, as libzmq's does, until disconnect() or close().
+                    Ended::Denied => return,
+                    Ended::BeforeHandshake => {}
                 }
             }
             Err(e) => {

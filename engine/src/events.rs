@@ -40,6 +40,7 @@ event_kinds! {
     Disconnect = "disconnect", "A connection ended (`error`, if set, is why: e.g. a heartbeat timeout).";
     Handshake = "handshake", "A peer completed the ZMTP handshake: from now on it takes (PUSH) or sends (PULL) messages. Wait for this, not `accept` or `connect`, to know a peer is ready.";
     HandshakeErrorProtocol = "handshake:error:protocol", "A peer failed the handshake by breaking the protocol (bad greeting, wrong socket type). A `handshake:error` listener hears every handshake failure.";
+    HandshakeErrorAuth = "handshake:error:auth", "A CURVE handshake ended in an authentication verdict other than 200 (`status` is 300, 400 or 500): on a server, its allowlist or authenticator refused the client; on a client, the server sent ERROR \"400\" or \"500\". A `handshake:error` listener hears every handshake failure.";
     HandshakeErrorOther = "handshake:error:other", "A handshake failed for another reason (timeout, connection lost). A `handshake:error` listener hears every handshake failure.";
     Unbind = "unbind", "An endpoint was unbound.";
     End = "end", "The socket closed; no events follow.";
@@ -55,6 +56,14 @@ pub struct Event {
     /// For `handshake` and a `disconnect` after one: the peer's id, as `Socket::peers`
     /// lists it and `Socket::try_send_to` takes it.
     pub peer: Option<u64>,
+    /// For `handshake` with a CURVE peer: its long-term public key (on a server, the
+    /// client's, proven by its vouch; on a client, the server key it was configured with).
+    pub public_key: Option<[u8; 32]>,
+    /// For `handshake` on a CURVE server: the user id its authenticator gave (empty
+    /// without one).
+    pub user_id: Option<String>,
+    /// For `handshake:error:auth`: the ZAP status (300, 400 or 500).
+    pub status: Option<u16>,
 }
 
 /// A bounded queue: monitoring must never be a way to grow memory without bound, so the

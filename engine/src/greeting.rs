@@ -1,4 +1,4 @@
-//! The 64-byte ZMTP 3.x greeting (23/ZMTP, 37/ZMTP), NULL mechanism only.
+//! The 64-byte ZMTP 3.x greeting (23/ZMTP, 37/ZMTP), for the NULL mechanism or CURVE.
 //!
 //! Validation is split in two steps so that a connection can be refused as soon as the
 //! first 11 bytes (signature + major version) are in: a ZMTP 1.0/2.0 peer, or something that
@@ -26,7 +26,7 @@ const AS_SERVER_OFFSET: usize = 32;
 
 /// The mechanism field for NULL: the name, NUL-padded to 20 bytes. libzmq compares all 20
 /// bytes, so we do too.
-const MECHANISM_NULL: [u8; MECHANISM_LEN] = *b"NULL\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0";
+pub const MECHANISM_NULL: [u8; MECHANISM_LEN] = *b"NULL\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0";
 
 /// Greeting validation errors are ordinary engine errors with [`Code::Proto`]; the alias
 /// documents intent at the call sites.
@@ -47,12 +47,18 @@ pub struct Greeting {
 
 /// Builds our 64-byte greeting: ZMTP 3.1, mechanism NULL.
 pub fn encode_greeting(as_server: bool) -> [u8; GREETING_LEN] {
+    encode_greeting_for(&MECHANISM_NULL, as_server)
+}
+
+/// Builds our 64-byte greeting for `mechanism` (NUL-padded, e.g. [`MECHANISM_NULL`] or
+/// `curve::MECHANISM`).
+pub fn encode_greeting_for(mechanism: &[u8; MECHANISM_LEN], as_server: bool) -> [u8; GREETING_LEN] {
     let mut g = [0u8; GREETING_LEN];
     g[0] = 0xFF;
     g[SIGNATURE_LEN - 1] = 0x7F;
     g[SIGNATURE_LEN] = VERSION_MAJOR;
     g[SIGNATURE_LEN + 1] = VERSION_MINOR;
-    g[MECHANISM_OFFSET..MECHANISM_OFFSET + MECHANISM_LEN].copy_from_slice(&MECHANISM_NULL);
+    g[MECHANISM_OFFSET..MECHANISM_OFFSET + MECHANISM_LEN].copy_from_slice(mechanism);
     g[AS_SERVER_OFFSET] = u8::from(as_server);
     g
 }
@@ -105,14 +111,25 @@ pub fn check_signature_and_major(first11: &[u8]) -> Result<u8, GreetingError> {
 
 /// Parses and validates a whole greeting: ZMTP 3.x (any minor), mechanism NULL.
 pub fn parse_greeting(buf: &[u8; GREETING_LEN]) -> Result<Greeting, GreetingError> {
+    parse_greeting_for(buf, &MECHANISM_NULL)
+}
+
+/// Parses and validates a whole greeting: ZMTP 3.x (any minor), mechanism `expected`. A
+/// peer offering another mechanism is refused: a CURVE socket never falls back to NULL, and
+/// a NULL socket does not talk to a CURVE peer (both would be a downgrade).
+pub fn parse_greeting_for(
+    buf: &[u8; GREETING_LEN],
+    expected: &[u8; MECHANISM_LEN],
+) -> Result<Greeting, GreetingError> {
     let major = check_signature_and_major(&buf[..VERSION_PREFIX_LEN])?;
     let minor = buf[SIGNATURE_LEN + 1];
     let mut mechanism = [0u8; MECHANISM_LEN];
     mechanism.copy_from_slice(&buf[MECHANISM_OFFSET..MECHANISM_OFFSET + MECHANISM_LEN]);
-    if mechanism != MECHANISM_NULL {
+    if mechanism != *expected {
         let name = mechanism_name(&mechanism);
+        let ours = mechanism_name(expected);
         return Err(proto(format!(
-            "unsupported security mechanism \"{name}\" (zeropipe speaks only NULL)"
+            "unsupported security mechanism \"{name}\" (this socket speaks only {ours})"
         )));
     }
     Ok(Greeting {

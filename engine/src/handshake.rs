@@ -10,8 +10,8 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use crate::codec::{encode_command, encode_ready, Command, Decoded, Decoder};
 use crate::greeting::{
-    check_signature_and_major, check_signature_prefix, encode_greeting, parse_greeting,
-    GREETING_LEN, VERSION_PREFIX_LEN,
+    check_signature_and_major, check_signature_prefix, encode_greeting_for, parse_greeting_for,
+    Greeting, GREETING_LEN, MECHANISM_NULL, VERSION_PREFIX_LEN,
 };
 use crate::{Code, Error};
 
@@ -84,7 +84,10 @@ fn io_error(e: &std::io::Error, what: &str) -> Error {
 
 /// Reads whatever is available into `buf` (at least one byte). EOF is an error: the handshake
 /// never ends with the peer gone.
-async fn read_some<S: AsyncRead + Unpin>(stream: &mut S, buf: &mut BytesMut) -> Result<(), Error> {
+pub(crate) async fn read_some<S: AsyncRead + Unpin>(
+    stream: &mut S,
+    buf: &mut BytesMut,
+) -> Result<(), Error> {
     buf.reserve(READ_CHUNK);
     match stream.read_buf(buf).await {
         Ok(0) => Err(closed_error()),
@@ -95,7 +98,7 @@ async fn read_some<S: AsyncRead + Unpin>(stream: &mut S, buf: &mut BytesMut) -> 
 
 /// Writes and flushes `bytes`; the flush matters for buffered streams, where the peer would
 /// otherwise never see our half of the exchange.
-async fn send<S: AsyncWrite + Unpin>(stream: &mut S, bytes: &[u8]) -> Result<(), Error> {
+pub(crate) async fn send<S: AsyncWrite + Unpin>(stream: &mut S, bytes: &[u8]) -> Result<(), Error> {
     let result = async {
         stream.write_all(bytes).await?;
         stream.flush().await
@@ -112,19 +115,16 @@ async fn send_error<S: AsyncWrite + Unpin>(stream: &mut S, reason: &str) {
     let _ = send(stream, &out).await;
 }
 
-/// Runs the NULL handshake on a fresh connection, as `local`. Reads go into `buf` and frames
-/// are decoded by `decoder` (so its `maxMessageSize` applies); on success any bytes the peer
-/// sent after its READY are left in `buf` and any partial frame state in `decoder`, ready for
-/// the connection's reader. On a socket-type mismatch an ERROR command is sent before the
-/// error is returned. Errors: [`Code::Proto`] for protocol violations and refusals,
-/// [`Code::Io`] for I/O failures and the peer closing mid-handshake.
-pub async fn handshake<S: AsyncRead + AsyncWrite + Unpin>(
+/// Sends our greeting for `mechanism` and reads the peer's into `buf`, refusing a non-3.x
+/// peer on its first 11 bytes and a peer offering another mechanism; what the peer sent
+/// after its greeting stays in `buf`.
+pub(crate) async fn exchange_greetings<S: AsyncRead + AsyncWrite + Unpin>(
     stream: &mut S,
-    local: SocketType,
     buf: &mut BytesMut,
-    decoder: &mut Decoder,
-) -> Result<PeerInfo, Error> {
-    send(stream, &encode_greeting(false)).await?;
+    mechanism: &[u8; 20],
+    as_server: bool,
+) -> Result<Greeting, Error> {
+    send(stream, &encode_greeting_for(mechanism, as_server)).await?;
 
     // Refuse a non-3.x peer on the bytes we have, so it is never left to stall us while we
     // wait for a 64-byte greeting it will not send.
@@ -140,7 +140,22 @@ pub async fn handshake<S: AsyncRead + AsyncWrite + Unpin>(
     let mut raw = [0u8; GREETING_LEN];
     raw.copy_from_slice(&buf[..GREETING_LEN]);
     buf.advance(GREETING_LEN);
-    let greeting = parse_greeting(&raw)?;
+    parse_greeting_for(&raw, mechanism)
+}
+
+/// Runs the NULL handshake on a fresh connection, as `local`. Reads go into `buf` and frames
+/// are decoded by `decoder` (so its `maxMessageSize` applies); on success any bytes the peer
+/// sent after its READY are left in `buf` and any partial frame state in `decoder`, ready for
+/// the connection's reader. On a socket-type mismatch an ERROR command is sent before the
+/// error is returned. Errors: [`Code::Proto`] for protocol violations and refusals,
+/// [`Code::Io`] for I/O failures and the peer closing mid-handshake.
+pub async fn handshake<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: &mut S,
+    local: SocketType,
+    buf: &mut BytesMut,
+    decoder: &mut Decoder,
+) -> Result<PeerInfo, Error> {
+    let greeting = exchange_greetings(stream, buf, &MECHANISM_NULL, false).await?;
 
     let mut ready = BytesMut::with_capacity(64);
     encode_ready(local.as_str(), &mut ready);
@@ -173,6 +188,26 @@ pub async fn handshake<S: AsyncRead + AsyncWrite + Unpin>(
         }
     };
 
+    let socket_type = match check_socket_type(local, &properties) {
+        Ok(t) => t,
+        Err(e) => {
+            send_error(stream, INVALID_SOCKET_TYPE).await;
+            return Err(e);
+        }
+    };
+    Ok(PeerInfo {
+        socket_type,
+        minor: greeting.minor,
+        properties,
+    })
+}
+
+/// The peer's `Socket-Type` from its metadata, if it may talk to `local`; `EPROTO` if it is
+/// missing or incompatible.
+pub(crate) fn check_socket_type(
+    local: SocketType,
+    properties: &[(String, bytes::Bytes)],
+) -> Result<String, Error> {
     let socket_type = properties
         .iter()
         .find(|(name, _)| name.eq_ignore_ascii_case("Socket-Type"))
@@ -190,17 +225,11 @@ pub async fn handshake<S: AsyncRead + AsyncWrite + Unpin>(
         },
     };
     if let Some(message) = problem {
-        send_error(stream, INVALID_SOCKET_TYPE).await;
         return Err(Error::new(Code::Proto, message));
     }
-    let socket_type = socket_type
+    Ok(socket_type
         .and_then(|v| String::from_utf8(v.to_vec()).ok())
-        .unwrap_or_default();
-    Ok(PeerInfo {
-        socket_type,
-        minor: greeting.minor,
-        properties,
-    })
+        .unwrap_or_default())
 }
 
 fn data_before_ready() -> Error {
@@ -226,6 +255,7 @@ mod tests {
 
     use super::*;
     use crate::codec::encode_message;
+    use crate::greeting::encode_greeting;
     use crate::Message;
 
     const MIB: i64 = 1 << 20;

@@ -7,6 +7,8 @@
 //! - [`buffer_pool`]: large buffers from the system allocator (received bodies, send stages).
 //! - [`codec`]: ZMTP 3.x frame and command encoding/decoding, bounded by `maxMessageSize`.
 //! - [`greeting`]: the 64-byte ZMTP greeting.
+//! - [`curve`]: the CURVE security mechanism: keys, Z85, the handshake state machines,
+//!   MESSAGE boxes, and the options and authenticator a socket takes.
 //! - [`handshake`]: the NULL-mechanism handshake (greeting + READY with Socket-Type checks).
 //! - [`endpoint`]: parsing `tcp://`, `ipc://` and `inproc://` addresses.
 //! - [`transport`]: TCP and IPC listeners and connectors producing byte streams.
@@ -26,11 +28,12 @@
 
 // Public: the socket API and its types, large buffers (the binding allocates them too),
 // and (for the fuzz targets and the raw-peer tests, which speak the wire format directly) the
-// codec, greeting, handshake and endpoint parser.
+// codec, greeting, handshake, CURVE machines and endpoint parser.
 pub mod buffer_pool;
 pub mod codec;
 mod connection;
 mod connector;
+pub mod curve;
 pub mod endpoint;
 pub mod error;
 pub mod events;

@@ -25,12 +25,13 @@ use tokio::runtime::Handle;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
+use crate::curve::{Authenticator, Curve, CurveOptions};
 use crate::error::{Code, Error, Result};
 use crate::events::{Event, EventKind, EventQueue};
 use crate::handshake::SocketType;
 use crate::message::Message;
-use crate::pipe::{Pipe, PushError};
 use crate::options::{millis, SocketOptions};
+use crate::pipe::{Pipe, PushError};
 use crate::ready_queue::{fair_queue, round_robin, ReadyQueue, Role};
 use crate::shutdown::{Shutdown, ShutdownTrigger};
 
@@ -65,6 +66,13 @@ pub(crate) struct Inner {
     readiness: Arc<Readiness>,
     events: Mutex<EventQueue>,
     last_endpoint: Mutex<Option<String>>,
+    /// CURVE settings for connections made from now on (`None`: the NULL mechanism).
+    curve: Mutex<Option<Arc<Curve>>>,
+    /// A CURVE server's authenticator and its timeout.
+    authenticator: Mutex<Option<AuthConfig>>,
+    /// CURVE server handshakes in progress on this socket, bounded by
+    /// [`MAX_PENDING_CURVE_HANDSHAKES`].
+    pub(crate) curve_pending: Arc<tokio::sync::Semaphore>,
     /// Fired when the socket's connections must stop (after linger on close).
     conn_trigger: ShutdownTrigger,
     /// Set once close has fully finished, so a second close() can wait for it.
@@ -76,6 +84,16 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // Critical sections never leave the data half-updated, so a poisoned lock is usable.
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
+
+/// An authenticator with its timeout.
+pub(crate) type AuthConfig = (Arc<dyn Authenticator>, std::time::Duration);
+
+/// The most CURVE server handshakes one socket runs at once. Each costs the server a
+/// curve25519 computation per HELLO and a task and a file descriptor until it completes or
+/// `handshakeInterval` ends it; past this many, new connections are closed at once (a
+/// legitimate client retries after its reconnect interval), so a flood of HELLOs that never
+/// go on costs bounded memory and descriptors.
+pub const MAX_PENDING_CURVE_HANDSHAKES: usize = 256;
 
 /// `room()` stops counting here: it is what JS may accept before asking again, and summing
 /// past any batch it would stage only costs time with many peers.
@@ -107,6 +125,9 @@ impl Socket {
                 readiness: Arc::new(Readiness::new()),
                 events: Mutex::new(EventQueue::new()),
                 last_endpoint: Mutex::new(None),
+                curve: Mutex::new(None),
+                authenticator: Mutex::new(None),
+                curve_pending: Arc::new(tokio::sync::Semaphore::new(MAX_PENDING_CURVE_HANDSHAKES)),
                 conn_trigger,
                 close_done: Notify::new(),
                 close_finished: AtomicBool::new(false),
@@ -129,6 +150,25 @@ impl Socket {
         options.validate()?;
         *lock(&self.inner.opts) = options;
         Ok(())
+    }
+
+    /// Sets the CURVE mechanism (`Some`) or back to NULL (`None`) for connections made from
+    /// now on, as options apply. Checked first: `EINVAL` for a client without a server
+    /// key or a public key that does not match the secret key; `EBADF` once closed. inproc
+    /// peers are not encrypted (as in libzmq).
+    pub fn set_curve(&self, curve: Option<CurveOptions>) -> Result<()> {
+        self.inner.check_open()?;
+        let prepared = curve.map(|c| c.prepare()).transpose()?;
+        *lock(&self.inner.curve) = prepared.map(Arc::new);
+        Ok(())
+    }
+
+    /// Sets (or removes) the authenticator a CURVE server asks about each client, with the
+    /// time it may take (past it, the verdict is 300: closed without an ERROR). Without
+    /// one, a server accepts any client whose vouch checks out and that passes the
+    /// allowlist, as libzmq does without a ZAP handler.
+    pub fn set_authenticator(&self, auth: Option<(Arc<dyn Authenticator>, std::time::Duration)>) {
+        *lock(&self.inner.authenticator) = auth;
     }
 
     pub fn is_closed(&self) -> bool {
@@ -298,10 +338,16 @@ impl Socket {
     /// nothing was queued.
     pub fn try_send_to(&self, peer: u64, msg: Message) -> Result<()> {
         if self.inner.kind != SocketType::Push {
-            return Err(Error::new(Code::Inval, "Socket type does not support sending"));
+            return Err(Error::new(
+                Code::Inval,
+                "Socket type does not support sending",
+            ));
         }
         if msg.is_empty() {
-            return Err(Error::new(Code::Inval, "A message needs at least one frame"));
+            return Err(Error::new(
+                Code::Inval,
+                "A message needs at least one frame",
+            ));
         }
         self.inner.check_open()?;
         let pipe = lock(&self.inner.pipes)
@@ -456,6 +502,14 @@ impl Inner {
         lock(&self.opts).clone()
     }
 
+    pub(crate) fn curve(&self) -> Option<Arc<Curve>> {
+        lock(&self.curve).clone()
+    }
+
+    pub(crate) fn authenticator(&self) -> Option<AuthConfig> {
+        lock(&self.authenticator).clone()
+    }
+
     pub(crate) fn is_closed(&self) -> bool {
         self.closed.load(Ordering::Acquire)
     }
@@ -486,12 +540,46 @@ impl Inner {
             interval,
             error,
             peer: None,
+            public_key: None,
+            user_id: None,
+            status: None,
+        });
+    }
+
+    /// A CURVE handshake ended in an authentication verdict other than 200.
+    pub(crate) fn auth_failed(&self, address: &str, status: u16, error: Error) {
+        self.push_event(Event {
+            kind: EventKind::HandshakeErrorAuth,
+            address: address.to_string(),
+            interval: None,
+            error: Some(error),
+            peer: None,
+            public_key: None,
+            user_id: None,
+            status: Some(status),
         });
     }
 
     /// A peer on `pipe` completed its handshake (`up`) or its connection ended: the pipe
     /// says so from now on, then the event and the `PEERS` bit tell whoever waits.
     pub(crate) fn peer_changed(&self, pipe: &Pipe, address: &str, up: bool, error: Option<Error>) {
+        self.peer_changed_as(pipe, address, up, error, None);
+    }
+
+    /// [`Inner::peer_changed`] with what a CURVE handshake learnt: the peer's public key
+    /// and the user id (reported with the `handshake` event).
+    pub(crate) fn peer_changed_as(
+        &self,
+        pipe: &Pipe,
+        address: &str,
+        up: bool,
+        error: Option<Error>,
+        identity: Option<([u8; 32], Option<String>)>,
+    ) {
+        let (public_key, user_id) = match identity {
+            Some((key, user)) => (Some(key), user),
+            None => (None, None),
+        };
         pipe.set_peer(up.then_some(address));
         self.push_event(Event {
             kind: if up {
@@ -503,6 +591,9 @@ impl Inner {
             interval: None,
             error,
             peer: Some(pipe.id()),
+            public_key,
+            user_id,
+            status: None,
         });
         self.readiness.wake(PEERS);
     }

@@ -9,6 +9,7 @@ use bytes::{Bytes, BytesMut};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::time::timeout;
 use zeropipe_engine::codec::Decoder;
+use zeropipe_engine::curve::{CurveKeys, CurveOptions};
 use zeropipe_engine::handshake::handshake;
 use zeropipe_engine::{Event, EventKind, Message, Socket, SocketOptions, SocketType};
 
@@ -112,4 +113,28 @@ pub async fn wait_for_events(
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     seen
+}
+
+/// CURVE options for a server with `keys` (ZAP domain "test", no allowlist).
+pub fn curve_server(keys: &CurveKeys) -> CurveOptions {
+    CurveOptions {
+        server: true,
+        secret_key: keys.secret,
+        public_key: [0; 32],
+        server_key: None,
+        zap_domain: "test".into(),
+        allow: None,
+    }
+}
+
+/// CURVE options for a client with `keys` of the server whose public key is `server_public`.
+pub fn curve_client(keys: &CurveKeys, server_public: [u8; 32]) -> CurveOptions {
+    CurveOptions {
+        server: false,
+        secret_key: keys.secret,
+        public_key: keys.public,
+        server_key: Some(server_public),
+        zap_domain: String::new(),
+        allow: None,
+    }
 }
