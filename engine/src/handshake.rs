@@ -163,6 +163,9 @@ pub async fn handshake<S: AsyncRead + AsyncWrite + Unpin>(
 
     let properties = loop {
         match decoder.decode(buf)? {
+            // A data frame with MORE read in the same buffer as the READY after it leaves
+            // the decoder mid-message without a `None` in between: still data before READY.
+            Some(Decoded::Command(_)) if decoder.in_message() => return Err(data_before_ready()),
             Some(Decoded::Command(Command::Ready(properties))) => break properties,
             Some(Decoded::Command(Command::Error(reason))) => {
                 return Err(Error::new(
@@ -599,6 +602,20 @@ mod tests {
     async fn a_data_frame_before_ready_is_refused_at_its_header() {
         // Only the header of a (huge, multipart) frame: refused without waiting for its body.
         let script = [greeting(3, 1, b"NULL"), b"\x03\0\0\0\0\0\x01\0\0".to_vec()].concat();
+        let (a, b) = duplex(1 << 16);
+        let ((r, _, _), _) = tokio::join!(
+            ours_closing(a, SocketType::Pull),
+            raw_peer(b, script, false)
+        );
+        assert_proto(r, "data message before READY");
+    }
+
+    #[tokio::test]
+    async fn a_partial_message_sent_together_with_ready_is_refused() {
+        // An empty frame with MORE, then READY, in one write (found by the handshake fuzz
+        // target): the decoder takes both in one call, so the refusal cannot wait for a
+        // `None` from it.
+        let script = [greeting(3, 1, b"NULL"), b"\x01\x00".to_vec(), ready("PUSH")].concat();
         let (a, b) = duplex(1 << 16);
         let ((r, _, _), _) = tokio::join!(
             ours_closing(a, SocketType::Pull),
