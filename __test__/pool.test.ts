@@ -7,7 +7,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import * as path from "node:path";
 import { after, afterEach, describe, it } from "node:test";
 
-import { Pool, type PoolOptions } from "zeropipe";
+import { Pool, serve, type PoolOptions } from "zeropipe";
 import { pythonPath } from "./helpers/peer";
 import { freePort, waitFor, within } from "./helpers/sockets";
 
@@ -245,6 +245,13 @@ describe("Pool and serve()", () => {
     assert.throws(() => new Pool({ jobs: 1 } as never), TypeError);
     assert.throws(() => new Pool({ jobs: "inproc://a", results: "inproc://b", attempts: 0 }), TypeError);
     assert.throws(() => new Pool({ jobs: "inproc://a", results: "inproc://b", maxQueue: -1 }), TypeError);
+    // serve() checks the same way, before it opens any socket.
+    const ep = { jobs: "inproc://a", results: "inproc://b" };
+    assert.throws(() => serve("not a function" as never, ep), /serve\(\) takes a handler function/);
+    assert.throws(() => serve(() => {}, null as never), /serve\(\) takes options such as \{ jobs, results \}/);
+    assert.throws(() => serve(() => {}, { jobs: "inproc://a" } as never), /serve\(\) option "results" must be an endpoint string/);
+    assert.throws(() => serve(() => {}, { ...ep, concurrency: 0 }), /serve\(\) option "concurrency" must be an integer ≥ 1/);
+    assert.throws(() => serve(() => {}, { ...ep, concurrency: 1.5 }), TypeError);
   });
 
   it("an idle pool lets the process exit; a pending run keeps it alive until it settles", T, async () => {

@@ -1,5 +1,6 @@
 // The offload pool's frames, written once: what a dispatcher (`Pool`) sends its workers on
-// the jobs channel and what they answer on the results channel. Plain PUSH/PULL multipart
+// the jobs channel and what they answer on the results channel; and the checks of the
+// options both sides take (the two endpoints, counts). Plain PUSH/PULL multipart
 // messages, so a worker in any language with a ZeroMQ binding can serve a pool:
 //
 //   job      pool → worker   [id, ...payload]                      id: non-empty, opaque
@@ -11,7 +12,7 @@
 // A worker that ignores the hello (treats it as a job, or drops it) still works: the pool
 // then assumes its `workerConcurrency` for it. An empty first frame is never a job id.
 
-import type { Frame } from './frames'
+import { describe, type Frame } from './frames'
 
 /** The control verb of the hello exchange. */
 export const HELLO = 'zeropipe/hello'
@@ -61,4 +62,23 @@ export function parseReply(frames: Buffer[]): Reply {
     return { kind: 'error', id, message: frames[2]?.toString() || 'the job failed', code: frames[3]?.toString() || undefined }
   }
   return { kind: 'malformed', why: `status ${JSON.stringify(status.slice(0, 32))} is neither "ok" nor "error"` }
+}
+
+/** `options` is an object naming the two endpoints; a `TypeError` for `owner` otherwise. */
+export function checkEndpoints(owner: string, options: unknown): void {
+  if (options === null || typeof options !== 'object') {
+    throw new TypeError(`${owner} takes options such as { jobs, results }, got ${describe(options)}`)
+  }
+  for (const key of ['jobs', 'results'] as const) {
+    const value = (options as Record<string, unknown>)[key]
+    if (typeof value !== 'string') throw new TypeError(`${owner} option "${key}" must be an endpoint string, got ${describe(value)}`)
+  }
+}
+
+/** `value` as an integer count of at least `min`; a `TypeError` naming `owner`'s option otherwise. */
+export function checkCount(owner: string, name: string, value: unknown, min: number): number {
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < min) {
+    throw new TypeError(`${owner} option "${name}" must be an integer ≥ ${min}, got ${describe(value)}`)
+  }
+  return value
 }

@@ -7,8 +7,8 @@ import { EventEmitter } from 'node:events'
 
 import { curveOf, type CurveOptions } from './curve'
 import { closedError, codedError, type CodedError } from './errors'
-import { copyBytes, describe, toFrames, type Frame, type MessageLike } from './frames'
-import { hello, parseReply } from './offload-wire'
+import { copyBytes, toFrames, type Frame, type MessageLike } from './frames'
+import { checkCount, checkEndpoints, hello, parseReply } from './offload-wire'
 import type { SocketEvent } from './observer'
 import { Pull } from './pull'
 import { Push } from './push'
@@ -106,13 +106,6 @@ interface Job {
 /** Ids of finished jobs kept to tell a duplicate result from a stray one. */
 const REMEMBERED_IDS = 65_536
 
-function checkCount(name: string, value: unknown, min: number): number {
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < min) {
-    throw new TypeError(`Pool option "${name}" must be an integer ≥ ${min}, got ${describe(value)}`)
-  }
-  return value
-}
-
 /**
  * Hands jobs to worker processes and gives each caller its job's reply.
  *
@@ -156,18 +149,13 @@ export class Pool extends EventEmitter {
 
   constructor(options: PoolOptions) {
     super()
-    if (options === null || typeof options !== 'object') {
-      throw new TypeError(`Pool takes an object such as { jobs, results }, got ${describe(options)}`)
-    }
-    for (const key of ['jobs', 'results'] as const) {
-      if (typeof options[key] !== 'string') throw new TypeError(`Pool option "${key}" must be an endpoint string, got ${describe(options[key])}`)
-    }
-    this.#timeout = checkCount('timeout', options.timeout ?? 0, 0)
-    this.#attempts = checkCount('attempts', options.attempts ?? 3, 1)
-    this.#maxQueue = checkCount('maxQueue', options.maxQueue ?? 10_000, 0)
-    this.#workerConcurrency = checkCount('workerConcurrency', options.workerConcurrency ?? 1, 1)
-    const heartbeatInterval = checkCount('heartbeatInterval', options.heartbeatInterval ?? 1_000, 0)
-    const heartbeatTimeout = checkCount('heartbeatTimeout', options.heartbeatTimeout ?? 3_000, 0)
+    checkEndpoints('Pool', options)
+    this.#timeout = checkCount('Pool', 'timeout', options.timeout ?? 0, 0)
+    this.#attempts = checkCount('Pool', 'attempts', options.attempts ?? 3, 1)
+    this.#maxQueue = checkCount('Pool', 'maxQueue', options.maxQueue ?? 10_000, 0)
+    this.#workerConcurrency = checkCount('Pool', 'workerConcurrency', options.workerConcurrency ?? 1, 1)
+    const heartbeatInterval = checkCount('Pool', 'heartbeatInterval', options.heartbeatInterval ?? 1_000, 0)
+    const heartbeatTimeout = checkCount('Pool', 'heartbeatTimeout', options.heartbeatTimeout ?? 3_000, 0)
     // linger 0: what a closing pool still holds for workers is for callers it already rejected.
     const curve = curveOf('Pool', options.curve)
     this.#jobs = new Push({ ...curve, heartbeatInterval, heartbeatTimeout, linger: 0 })
@@ -214,7 +202,7 @@ export class Pool extends EventEmitter {
       // Copied now: the job may wait, and be sent again, long after the caller moved on.
       frames = toFrames(job).map((f) => (typeof f === 'string' ? f : copyBytes(f)))
       const timeout = options.timeout ?? this.#timeout
-      checkCount('timeout', timeout, 0)
+      checkCount('Pool', 'timeout', timeout, 0)
       if (this.#closing) throw closedError()
       if (options.signal?.aborted) throw options.signal.reason
       if (this.#waiting >= this.#maxQueue && !(this.#waiting === 0 && this.#idleWorker())) {

@@ -4,7 +4,7 @@
 
 import { curveOf, type CurveOptions } from './curve'
 import { describe, toFrames, type Frame, type MessageLike } from './frames'
-import { ERROR, OK, helloFrom, helloReply } from './offload-wire'
+import { ERROR, OK, checkCount, checkEndpoints, helloFrom, helloReply } from './offload-wire'
 import { Pull } from './pull'
 import { Push } from './push'
 
@@ -46,16 +46,8 @@ export class Worker {
   /** @internal Made by `serve()`. */
   constructor(handler: JobHandler, options: ServeOptions) {
     if (typeof handler !== 'function') throw new TypeError(`serve() takes a handler function, got ${describe(handler)}`)
-    if (options === null || typeof options !== 'object') {
-      throw new TypeError(`serve() takes options such as { jobs, results }, got ${describe(options)}`)
-    }
-    for (const key of ['jobs', 'results'] as const) {
-      if (typeof options[key] !== 'string') throw new TypeError(`serve() option "${key}" must be an endpoint string, got ${describe(options[key])}`)
-    }
-    const concurrency = options.concurrency ?? 1
-    if (!Number.isInteger(concurrency) || concurrency < 1) {
-      throw new TypeError(`serve() option "concurrency" must be an integer ≥ 1, got ${describe(concurrency)}`)
-    }
+    checkEndpoints('serve()', options)
+    const concurrency = checkCount('serve()', 'concurrency', options.concurrency ?? 1, 1)
     this.#handler = handler
     this.#concurrency = concurrency
     // Room for what the worker runs, not more: jobs a plain ventilator round-robins here
