@@ -54,7 +54,9 @@
 // test can tell which messages left a sender and which reached a receiver.
 // inFlight() counts the bytes between the two applications right now, on every connection:
 // what the proxy holds plus the unsent and unread bytes in the four sockets' kernel queues
-// (Linux: read from /proc/net/tcp; elsewhere only the proxy's own queues count).
+// (Linux: read from /proc/net/tcp; elsewhere only the proxy's own queues count). Bytes a
+// receiving process has read are out of flight before anything it says about them reaches
+// the test: a test that drains asks the receiver too.
 
 import { readFileSync } from "node:fs";
 import * as net from "node:net";
@@ -300,6 +302,26 @@ class Flow {
   get isFinished(): boolean {
     return this.finished;
   }
+
+  /** This flow's state, for a failing test's diagnostics. */
+  describe(): string {
+    const flags = [
+      this.writing && "writing",
+      this.ended && "ended",
+      this.failed && "failed",
+      this.finished && "finished",
+      this.sinking && "sinking",
+      this.src.isPaused() && "src paused",
+      this.src.destroyed && "src destroyed",
+      this.dst.destroyed && "dst destroyed",
+      this.timer && "timer",
+    ].filter(Boolean);
+    return (
+      `${this.direction}: read ${this.readBytes}, written ${this.writtenBytes}, queued ${this.queued} in ${this.queue.length}, ` +
+      `src readable ${this.src.readableLength}, dst writable ${this.dst.writableLength}` +
+      (flags.length ? ` [${flags.join(", ")}]` : "")
+    );
+  }
 }
 
 class Connection {
@@ -387,6 +409,17 @@ class Connection {
       if (this.upstreamPort) bytes += (queues.get(`${this.upstreamPort}>${t}`) ?? 0) + (queues.get(`${t}>${this.upstreamPort}`) ?? 0);
     }
     return bytes;
+  }
+
+  /** This connection's state, for a failing test's diagnostics. */
+  describe(queues: Map<string, number> | null): string {
+    const p = this.proxy.port;
+    const t = this.proxy.target.port;
+    const q = (from: number, to: number) => `${from}>${to} ${queues?.get(`${from}>${to}`) ?? 0}`;
+    return (
+      `conn ${this.id}${this.closed ? " (closed)" : ""}: ${this.up.describe()}; ${this.down.describe()}; ` +
+      `kernel queues (tx+rx): ${q(this.clientPort, p)}, ${q(p, this.clientPort)}, ${q(this.upstreamPort, t)}, ${q(t, this.upstreamPort)}`
+    );
   }
 
   /** See FaultProxy.progress(). */
@@ -522,6 +555,12 @@ export class FaultProxy {
     let bytes = 0;
     for (const conn of this.connections) bytes += conn.inFlight(queues);
     return bytes;
+  }
+
+  /** Every connection's state, one line each, for a failing test's diagnostics. */
+  describe(): string {
+    const queues = kernelQueues();
+    return this.everyConnection.map((c) => c.describe(queues)).join("\n") || "no connection";
   }
 
   /**

@@ -196,6 +196,7 @@ export class SeqPeer implements SeqSender {
   private ready: { resolve: () => void; reject: (e: Error) => void } | null = null;
   private stopped: (() => void) | null = null;
   private acked: { verb: string; resolve: (t: number) => void } | null = null;
+  private stateWaiters: Array<(state: string) => void> = [];
   private exitedNow = false;
 
   private constructor(
@@ -283,6 +284,9 @@ export class SeqPeer implements SeqSender {
           this.acked = null;
         }
         return;
+      case "s":
+        for (const wake of this.stateWaiters.splice(0)) wake(line.slice(2));
+        return;
       case "d":
         this.disconnects.push({ at: Number(a), why: line.split(" ").slice(2).join(" ") });
         return;
@@ -330,6 +334,33 @@ export class SeqPeer implements SeqSender {
       this.acked = { verb, resolve };
       this.child.stdin!.write(`${line}\n`);
     });
+  }
+
+  /** What the peer's socket and script see now (its `s` line), for diagnostics; never rejects. */
+  state(ms = 2000): Promise<string> {
+    if (this.exitedNow) return Promise.resolve(`exited (${this.child.exitCode ?? this.child.signalCode}); stderr: ${this.stderr.trim() || "(empty)"}`);
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => resolve(`no answer within ${ms} ms`), ms);
+      this.stateWaiters.push((state) => {
+        clearTimeout(timer);
+        resolve(state);
+      });
+      this.child.stdin!.write("state\n");
+    });
+  }
+
+  /**
+   * The peer's `s` answer, parsed; null if it gave none. Every report the peer wrote before
+   * it (its receipts, for a PULL) has been read into the ledger when this resolves.
+   */
+  async stateNow(ms = 2000): Promise<Record<string, unknown> | null> {
+    const text = await this.state(ms);
+    try {
+      const state: unknown = JSON.parse(text);
+      return state !== null && typeof state === "object" ? (state as Record<string, unknown>) : null;
+    } catch {
+      return null;
+    }
   }
 
   signal(sig: NodeJS.Signals): void {

@@ -29,6 +29,8 @@ Line protocol (one command or event per line):
   peer -> test  resumed <t_us>
   peer -> test  d <t_us> <why>          a connection of the socket ended (libzmq's
                                         ZMQ_EVENT_DISCONNECTED, seen at t_us)
+  test -> peer  state                   what the socket and this script see now, for a
+  peer -> test  s <json>                failing test's diagnostics
   test -> peer  close                   close with linger 0 and exit 0 (EOF on stdin too)
 """
 
@@ -95,6 +97,7 @@ def main(argv):
     last = 0.0
     seq = first
     count = 0
+    received = 0
     paused = False
 
     def finish():
@@ -131,6 +134,12 @@ def main(argv):
                 elif verb == "resume" and role == "pull":
                     paused = False
                     emit("resumed %d" % now_us())
+                elif verb == "state":
+                    ready = sock.getsockopt(zmq.EVENTS)
+                    emit("s " + json.dumps({
+                        "count": count, "received": received, "paused": paused, "sending": sending,
+                        "readable": bool(ready & zmq.POLLIN), "writable": bool(ready & zmq.POLLOUT),
+                    }))
                 elif verb == "close":
                     finish()
                 else:
@@ -158,6 +167,7 @@ def main(argv):
                 if len(frame) != size:
                     die("message of %d bytes, expected %d" % (len(frame), size))
                 ids.append(struct.unpack_from(">Q", frame)[0])
+            received += len(ids)
             if ids:
                 emit("r %d %s" % (t, runs(ids)))
 

@@ -9,7 +9,9 @@
 // that cannot complete; a send that timed out was not accepted.
 //
 // `pause`/`resume` (pull) stop and restart calling receive(), as a busy application would;
-// every `disconnect` event of the socket is reported as `d <t_us> <code> <message>`.
+// every `disconnect` event of the socket is reported as `d <t_us> <code> <message>`;
+// `state` is answered with `s <json>`, what the socket and this script see now (for a
+// failing test's diagnostics).
 
 import { Pull, Push } from "zeropipe";
 
@@ -76,25 +78,34 @@ async function send(rate, burst) {
 
 /** While the application "is busy": resolved by `resume`. */
 let paused = null;
+/** For `state`: messages received, and whether a receive() is waiting now. */
+let received = 0;
+let waiting = false;
+
+// Messages that arrive together (one receive batch) are reported on one line, stamped with
+// the time the first of them reached JS.
+let pending = [];
+let stamp = 0n;
+function flush() {
+  if (pending.length === 0) return;
+  emit(`r ${stamp} ${pending.join(",")}`);
+  pending = [];
+}
 
 async function receive() {
-  // Messages that arrive together (one receive batch) are reported on one line, stamped
-  // with the time the first of them reached JS.
-  let pending = [];
-  let stamp = 0n;
-  const flush = () => {
-    emit(`r ${stamp} ${pending.join(",")}`);
-    pending = [];
-  };
   for (;;) {
     if (paused) await paused.promise;
     let frames;
+    waiting = true;
     try {
       frames = await socket.receive();
     } catch (err) {
       if (socket.closed) return;
       throw err;
+    } finally {
+      waiting = false;
     }
+    received += 1;
     if (frames[0].length !== size) die(`message of ${frames[0].length} bytes, expected ${size}`);
     if (pending.length === 0) {
       stamp = nowUs();
@@ -140,6 +151,14 @@ process.stdin.on("data", (chunk) => {
       paused = null;
       was?.resolve();
       emit(`resumed ${nowUs()}`);
+    } else if (verb === "state") {
+      // Everything received so far is reported before the answer, so the test has read it
+      // when it reads the answer.
+      flush();
+      const state = { count, received, waiting, paused: paused !== null, peers: socket.peers };
+      if (role === "pull") state.readable = socket.readable;
+      else state.writable = socket.writable;
+      emit(`s ${JSON.stringify(state)}`);
     } else if (verb === "close") {
       void closeAndExit();
     } else {
