@@ -436,11 +436,22 @@ impl NativeSocket {
     /// Queues a message for one peer, copying its frames now: `EHOSTUNREACH` if that peer
     /// is gone, `EAGAIN` at its high-water mark; nothing is queued on either error.
     #[napi]
-    pub fn send_to(&self, env: Env, peer: i64, frames: Vec<Either<String, Uint8Array>>) -> Result<()> {
+    pub fn send_to(
+        &self,
+        env: Env,
+        peer: i64,
+        frames: Vec<Either<String, Uint8Array>>,
+    ) -> Result<()> {
         let Ok(peer) = u64::try_from(peer) else {
-            return Err(engine::Error::new(engine::Code::HostUnreach, format!("no peer {peer}"))).or_js(&env);
+            return Err(engine::Error::new(
+                engine::Code::HostUnreach,
+                format!("no peer {peer}"),
+            ))
+            .or_js(&env);
         };
-        self.socket.try_send_to(peer, message_from_js(&frames)).or_js(&env)
+        self.socket
+            .try_send_to(peer, message_from_js(&frames))
+            .or_js(&env)
     }
 
     /// Closes; resolves once queued messages are flushed (PUSH, within linger). What JS

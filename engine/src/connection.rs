@@ -180,8 +180,15 @@ impl Connection {
                 self.socket.auth_failed(&self.address, status, e);
                 // A client told ERROR by its server; a server that refused a client only
                 // ends that connection.
-                let denied = self.curve.as_deref().is_some_and(|c| c.server_key.is_some());
-                let ended = if denied { Ended::Denied } else { Ended::BeforeHandshake };
+                let denied = self
+                    .curve
+                    .as_deref()
+                    .is_some_and(|c| c.server_key.is_some());
+                let ended = if denied {
+                    Ended::Denied
+                } else {
+                    Ended::BeforeHandshake
+                };
                 return (ended, None, None);
             }
             Err((e, None)) => {

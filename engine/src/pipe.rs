@@ -141,7 +141,11 @@ impl Pipe {
     /// The address of the peer this pipe reaches now: one with a completed handshake whose
     /// connection (or inproc socket) is still there.
     pub fn peer(&self) -> Option<String> {
-        let peer = self.peer.lock().unwrap_or_else(|e| e.into_inner()).clone()?;
+        let peer = self
+            .peer
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()?;
         let st = self.lock();
         (!st.reader_closed && !st.writer_closed).then_some(peer)
     }

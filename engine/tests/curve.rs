@@ -388,9 +388,17 @@ async fn a_client_refused_with_400_stops_reconnecting_as_libzmqs_does() {
         wait_for_events(&push, EventKind::HandshakeErrorAuth, 1, T).await;
         tokio::time::sleep(Duration::from_millis(500)).await;
         let later = push.take_events(4096);
-        assert_eq!(count(&later, EventKind::ConnectRetry), 0, "{proto}: {later:?}");
+        assert_eq!(
+            count(&later, EventKind::ConnectRetry),
+            0,
+            "{proto}: {later:?}"
+        );
         assert_eq!(count(&later, EventKind::Connect), 0, "{proto}: {later:?}");
-        assert_eq!(auth.calls.load(Ordering::SeqCst), 1, "{proto}: asked once, never again");
+        assert_eq!(
+            auth.calls.load(Ordering::SeqCst),
+            1,
+            "{proto}: asked once, never again"
+        );
         push.close_now();
         pull.close().await;
     }

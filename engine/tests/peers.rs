@@ -41,7 +41,10 @@ async fn lists_a_peer_only_once_its_handshake_completed_and_not_after_it_left() 
         };
         early.connect(&nobody).unwrap();
         tokio::time::sleep(Duration::from_millis(50)).await;
-        assert!(early.peers().is_empty(), "{proto}: a pending connect is not a peer");
+        assert!(
+            early.peers().is_empty(),
+            "{proto}: a pending connect is not a peer"
+        );
 
         pull.connect(&ep).unwrap();
         let on_push = until_peers(&push, 1).await;
@@ -127,8 +130,16 @@ async fn names_the_peer_in_its_handshake_and_disconnect_events() {
         until_peers(&push, 0).await;
         let events = push.take_events(100);
         let peer_of = |k: EventKind| events.iter().find(|e| e.kind == k).and_then(|e| e.peer);
-        assert_eq!(peer_of(EventKind::Handshake), Some(id), "{proto}: {events:?}");
-        assert_eq!(peer_of(EventKind::Disconnect), Some(id), "{proto}: {events:?}");
+        assert_eq!(
+            peer_of(EventKind::Handshake),
+            Some(id),
+            "{proto}: {events:?}"
+        );
+        assert_eq!(
+            peer_of(EventKind::Disconnect),
+            Some(id),
+            "{proto}: {events:?}"
+        );
         push.close().await;
     }
 }
