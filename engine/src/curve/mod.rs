@@ -219,7 +219,7 @@ pub(crate) struct Curve {
 pub struct AuthRequest {
     /// The client's long-term public key.
     pub public_key: [u8; 32],
-    /// The client's address as ZAP gives it: the IP for tcp (no port), the path for ipc.
+    /// The client's address as ZAP gives it: the IP for tcp (no port), the endpoint (`ipc://path`) for ipc.
     pub address: String,
     /// The socket's `zap_domain`.
     pub domain: String,
