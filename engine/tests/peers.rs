@@ -128,7 +128,10 @@ async fn names_the_peer_in_its_handshake_and_disconnect_events() {
         let id = until_peers(&push, 1).await[0].0;
         pull.close().await;
         until_peers(&push, 0).await;
-        let events = push.take_events(100);
+        // The peer leaves the list when its pipe closes, and its connection's task reports the
+        // disconnect just after: the event may come a moment later than the list's change.
+        let events =
+            wait_for_events(&push, EventKind::Disconnect, 1, Duration::from_secs(10)).await;
         let peer_of = |k: EventKind| events.iter().find(|e| e.kind == k).and_then(|e| e.peer);
         assert_eq!(
             peer_of(EventKind::Handshake),
