@@ -156,8 +156,8 @@ export interface EventSpec {
 export declare function eventSpecs(): Array<EventSpec>
 
 /**
- * Frames of this many bytes or more travel on their own: a received one as a Buffer of
- * its own (no copy), a sent one copied by a call of its own.
+ * Frames of this many bytes or more travel on their own: a sent one copied by a call of
+ * its own.
  */
 export declare const LARGE_FRAME: number
 

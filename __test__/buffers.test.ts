@@ -7,10 +7,15 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { MessageChannel, Worker } from "node:worker_threads";
 import { once } from "node:events";
+import * as v8 from "node:v8";
+import * as vm from "node:vm";
 
-import { bindFresh, PROTOS, trackSockets, within } from "./helpers/sockets";
+import { bindFresh, PROTOS, receiveN, trackSockets, within } from "./helpers/sockets";
 
 const T = { timeout: 30_000 };
+
+v8.setFlagsFromString("--expose-gc");
+const gc = vm.runInNewContext("gc") as () => void;
 
 /** Detaches `buf`'s ArrayBuffer the way an application would: by transferring it. */
 function detach(buf: Uint8Array): void {
@@ -123,6 +128,40 @@ for (const proto of PROTOS) {
       } finally {
         await worker.terminate();
       }
+    });
+
+    // A received frame is either copied into a batch's shared slab or handed over as a
+    // Buffer of its own over the bytes as read, by size; the sizes straddle both sides of
+    // that cut (and of the engine's own-body and the sender's large-frame cuts), in one
+    // batch, so a wrong offset, a shared backing store or an early free shows up here.
+    it("frames of every size around the copy cuts arrive intact, unaliased, and stay so after GC", T, async () => {
+      const q = pull({ receiveHighWaterMark: 100 });
+      const p = push();
+      p.connect(await bindFresh(q, proto));
+      const sizes = [0, 1, 4095, 16383, 16384, 16385, 24576, 32767, 32768, 32769, 65535, 65536, 65537];
+      const messages = sizes.map((size, i) => [`m${i}`, pattern(size, i), pattern(size % 97, i + 1)]);
+      for (const m of messages) await p.send(m);
+      const got = await receiveN(q, messages.length);
+      for (const [i, m] of got.entries()) {
+        assert.equal(m.length, 3, `message ${i}'s frame count`);
+        m.forEach((f, j) => {
+          const sent = messages[i]![j]!;
+          assert.ok(f.equals(typeof sent === "string" ? Buffer.from(sent) : sent), `message ${i} frame ${j} (${f.length} bytes) intact`);
+        });
+      }
+      // Each frame written with a pattern of its own: a frame sharing bytes with another
+      // would carry the other's pattern afterwards.
+      const own = (i: number, j: number, f: Buffer) => pattern(f.length, 7 * i + j + 3);
+      got.forEach((m, i) => m.forEach((f, j) => f.set(own(i, j, f))));
+      const check = (when: string) =>
+        got.forEach((m, i) => m.forEach((f, j) => assert.ok(f.equals(own(i, j, f)), `message ${i} frame ${j} ${when}`)));
+      check("after every frame was written");
+      for (let round = 0; round < 3; round++) {
+        gc();
+        // Churn the heap so freed memory would be reused and show up as corruption.
+        Array.from({ length: 32 }, () => Buffer.alloc(1024 * 1024, 0xee));
+      }
+      check("after GC");
     });
   });
 }

@@ -24,7 +24,7 @@
 //! at least [`RECEIVE_SLAB_BYTES`]) and a 4-byte aligned offset into it; Rust writes, at
 //! that offset, little-endian u32 words — the message count, the offset of the frames'
 //! bytes from the batch's start, then per message its frame count and each frame's length,
-//! [`OWN_BUFFER`] for a frame of [`LARGE_FRAME`] bytes or more, which comes from
+//! [`OWN_BUFFER`] for a frame of [`OWN_RECEIVE_MIN`] bytes or more, which comes from
 //! `takeOwnBuffers()` instead — followed by the small frames' bytes. A batch holds up to
 //! [`RECEIVE_BATCH_MESSAGES`] messages and about [`RECEIVE_BATCH_BYTES`] of payload, and only
 //! as many as fit what is left of the slab.
@@ -37,10 +37,15 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use crate::errors::malformed;
 use crate::memory::{Region, Sealed, WriteOnly};
 
-/// Frames of this many bytes or more travel on their own: a received one as a Buffer of
-/// its own (no copy), a sent one copied by a call of its own.
+/// Frames of this many bytes or more travel on their own: a sent one copied by a call of
+/// its own.
 #[napi]
 pub const LARGE_FRAME: u32 = 64 * 1024;
+
+/// A received frame of this many bytes or more is handed to JS as a Buffer of its own, over
+/// the bytes as they were read (no copy, and no slab to zero-fill for it); smaller ones are
+/// copied into the batch's slab.
+pub(crate) const OWN_RECEIVE_MIN: usize = 16 * 1024;
 
 /// The size of a new send-stage region.
 const STAGE_BYTES: usize = 64 * 1024;
@@ -206,7 +211,7 @@ pub(crate) fn write_receive_batch(
         .len()
         .checked_sub(offset)
         .ok_or_else(|| malformed("receive slab offset"))?;
-    let large = LARGE_FRAME as usize;
+    let large = OWN_RECEIVE_MIN;
     let small_bytes = |m: &engine::Message| -> usize {
         m.frames()
             .iter()

@@ -8,7 +8,9 @@ use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi_derive::napi;
 use zeropipe_engine as engine;
 
-use crate::batch::{write_receive_batch, SendStage, LARGE_FRAME, RECEIVE_BATCH_BYTES};
+use crate::batch::{
+    write_receive_batch, SendStage, LARGE_FRAME, OWN_RECEIVE_MIN, RECEIVE_BATCH_BYTES,
+};
 use crate::curve::{AuthQueue, JsAuthenticator, NativeAuthRequest, NativeCurve, AUTH};
 use crate::env::{register, Registered};
 use crate::errors::{malformed, to_js, OrJs};
@@ -326,7 +328,7 @@ impl NativeSocket {
                     &mut self.pending,
                     max.max(1) as usize,
                     RECEIVE_BATCH_BYTES as usize,
-                    LARGE_FRAME as usize,
+                    OWN_RECEIVE_MIN,
                 )
                 .or_js(&env)?;
             #[cfg(feature = "stage-trace")]
