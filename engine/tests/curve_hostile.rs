@@ -11,7 +11,7 @@ use bytes::{Buf, Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::timeout;
-use zeropipe_engine::curve::crypto::LOW_ORDER_POINTS;
+use zeropipe_engine::curve::crypto::{BoxKey, LOW_ORDER_POINTS};
 use zeropipe_engine::curve::{
     self, ClientHandshake, ClientStep, KeyPair, PublicKey, SecretKey, ServerHandshake, Session,
 };
@@ -172,6 +172,98 @@ async fn established(
     }
 }
 
+/// A client built from the crypto primitives alone (rfc 26's layouts), so that its INITIATE
+/// can say what the real client never would.
+struct Forger {
+    raw: Raw,
+    client_short: KeyPair,
+    server_short: PublicKey,
+    cookie: Vec<u8>,
+}
+
+/// rfc 26's short nonce: a 16-byte prefix and an 8-byte counter.
+fn short_nonce(prefix: &[u8; 16], n: u64) -> [u8; 24] {
+    let mut nonce = [0u8; 24];
+    nonce[..16].copy_from_slice(prefix);
+    nonce[16..].copy_from_slice(&n.to_be_bytes());
+    nonce
+}
+
+/// rfc 26's long nonce: an 8-byte prefix and 16 bytes of its box's own.
+fn long_nonce(prefix: &[u8; 8], tail: &[u8]) -> [u8; 24] {
+    let mut nonce = [0u8; 24];
+    nonce[..8].copy_from_slice(prefix);
+    nonce[8..].copy_from_slice(tail);
+    nonce
+}
+
+impl Forger {
+    /// Greeting, a hand-made HELLO, and the WELCOME opened: ready to INITIATE.
+    async fn welcomed(ep: &str, server: [u8; 32]) -> Forger {
+        let client_short = KeyPair::generate();
+        let server_long = PublicKey::from_bytes(server);
+        let hello_key = BoxKey::precompute(&server_long, client_short.secret()).unwrap();
+        let mut hello = b"\x05HELLO\x01\x00".to_vec();
+        hello.resize(80, 0);
+        hello.extend_from_slice(client_short.public().as_bytes());
+        hello.extend_from_slice(&1u64.to_be_bytes());
+        hello.extend_from_slice(&hello_key.seal(&short_nonce(b"CurveZMQHELLO---", 1), &[0u8; 64]));
+        let mut raw = Raw::greeted(ep).await;
+        raw.send(&frame(&hello)).await;
+        let welcome = raw.command().await;
+        assert_eq!(&welcome[..8], b"\x07WELCOME");
+        let plain = hello_key
+            .open(&long_nonce(b"WELCOME-", &welcome[8..24]), &welcome[24..])
+            .expect("the WELCOME opens with the HELLO's keys");
+        Forger {
+            raw,
+            client_short,
+            server_short: PublicKey::from_bytes(plain[..32].try_into().unwrap()),
+            cookie: plain[32..].to_vec(),
+        }
+    }
+
+    /// Sends an INITIATE claiming the long-term key `claimed`, its vouch sealed with
+    /// `secret` and naming `vouch_short` and `vouch_server`, with a Socket-Type of `kind`.
+    async fn initiate(
+        mut self,
+        claimed: &PublicKey,
+        secret: &SecretKey,
+        vouch_short: &PublicKey,
+        vouch_server: &PublicKey,
+        kind: SocketType,
+    ) -> Raw {
+        let vouch_key = BoxKey::precompute(&self.server_short, secret).unwrap();
+        let vouch_nonce = [7u8; 16];
+        let vouch = vouch_key.seal(
+            &long_nonce(b"VOUCH---", &vouch_nonce),
+            &[vouch_short.as_bytes().as_slice(), vouch_server.as_bytes()].concat(),
+        );
+        let kind = kind.as_str().as_bytes();
+        let mut metadata = b"\x0bSocket-Type".to_vec();
+        metadata.extend_from_slice(&(kind.len() as u32).to_be_bytes());
+        metadata.extend_from_slice(kind);
+        let plain = [
+            claimed.as_bytes().as_slice(),
+            &vouch_nonce,
+            &vouch,
+            &metadata,
+        ]
+        .concat();
+        let box_key = BoxKey::precompute(&self.server_short, self.client_short.secret()).unwrap();
+        let boxed = box_key.seal(&short_nonce(b"CurveZMQINITIATE", 2), &plain);
+        let body = [
+            b"\x08INITIATE".as_slice(),
+            &self.cookie,
+            &2u64.to_be_bytes(),
+            &boxed,
+        ]
+        .concat();
+        self.raw.send(&frame(&body)).await;
+        self.raw
+    }
+}
+
 /// A sealed PING (a valid MESSAGE that delivers nothing) as a data frame.
 fn ping(session: &mut Session) -> Vec<u8> {
     data_frame(&session.seal(b"\x04PING\x00\x00", false, true).unwrap())
@@ -246,6 +338,49 @@ where
     let (mut raw, initiate) = up_to_initiate(ep, server, raw_kind).await;
     raw.send(&frame(&initiate[..200])).await;
     cases.push(("short INITIATE", raw));
+
+    // Bad vouches in an INITIATE whose box opens: the forger's honest INITIATE is
+    // accepted (so its bad ones are refused for their vouch alone), then a vouch for another
+    // short-term key, one naming another server (libzmq checks only the short-term key),
+    // and one sealed by another long-term key than the INITIATE claims.
+    let (client, other) = (KeyPair::generate(), KeyPair::generate());
+    let (c, c_secret, server_long) = (
+        client.public(),
+        client.secret(),
+        PublicKey::from_bytes(server),
+    );
+    let f = Forger::welcomed(ep, server).await;
+    let short = *f.client_short.public();
+    let mut honest = f
+        .initiate(c, c_secret, &short, &server_long, raw_kind)
+        .await;
+    let ready = honest.command().await;
+    assert_eq!(
+        &ready[..6],
+        b"\x05READY",
+        "the forged honest INITIATE is accepted"
+    );
+    // Then it misbehaves at once, so that the server drops it before any check runs (a
+    // PUSH server would otherwise deal it a good message).
+    honest.send(&frame(b"\x04PING\x00\x00")).await;
+    cases.push(("a forged honest handshake, then a plaintext PING", honest));
+    let f = Forger::welcomed(ep, server).await;
+    let raw = f
+        .initiate(c, c_secret, other.public(), &server_long, raw_kind)
+        .await;
+    cases.push(("INITIATE vouching for another short-term key", raw));
+    let f = Forger::welcomed(ep, server).await;
+    let short = *f.client_short.public();
+    let raw = f
+        .initiate(c, c_secret, &short, other.public(), raw_kind)
+        .await;
+    cases.push(("INITIATE whose vouch names another server", raw));
+    let f = Forger::welcomed(ep, server).await;
+    let short = *f.client_short.public();
+    let raw = f
+        .initiate(other.public(), c_secret, &short, &server_long, raw_kind)
+        .await;
+    cases.push(("INITIATE whose vouch another long-term key sealed", raw));
 
     let (raw_a, initiate_a) = up_to_initiate(ep, server, raw_kind).await;
     let (mut raw_b, _) = up_to_initiate(ep, server, raw_kind).await;
