@@ -26,8 +26,9 @@
 //! bytes from the batch's start, then per message its frame count and each frame's length,
 //! [`OWN_BUFFER`] for a frame of [`OWN_RECEIVE_MIN`] bytes or more, which comes from
 //! `takeOwnBuffers()` instead — followed by the small frames' bytes. A batch holds up to
-//! [`RECEIVE_BATCH_MESSAGES`] messages and about [`RECEIVE_BATCH_BYTES`] of payload, and only
-//! as many as fit what is left of the slab.
+//! [`RECEIVE_BATCH_MESSAGES`] messages and about [`RECEIVE_BATCH_BYTES`] of small frames
+//! (frames of their own are not counted: they cost no copy), and only as many as fit what
+//! is left of the slab.
 
 use napi_derive::napi;
 use zeropipe_engine as engine;
