@@ -132,8 +132,9 @@ for (const proto of PROTOS) {
 
     // A received frame is either copied into a batch's shared slab or handed over as a
     // Buffer of its own over the bytes as read, by size; the sizes straddle both sides of
-    // that cut (and of the engine's own-body and the sender's large-frame cuts), in one
-    // batch, so a wrong offset, a shared backing store or an early free shows up here.
+    // that cut (and of the engine's own-body and the sender's large-frame cuts), all sent
+    // before any is read so that they share batches: a wrong offset, a shared backing store
+    // or an early free shows up here.
     it("frames of every size around the copy cuts arrive intact, unaliased, and stay so after GC", T, async () => {
       const q = pull({ receiveHighWaterMark: 100 });
       const p = push();
