@@ -139,10 +139,20 @@ function kernelQueues(): Map<string, number> | null {
     const bytes = (tx ?? 0) + (rx ?? 0);
     if (bytes === 0) continue;
     const port = (addr: string) => parseInt(addr.slice(addr.indexOf(":") + 1), 16);
-    const key = `${port(f[1]!)}>${port(f[2]!)}`;
+    const key = queueKey(port(f[1]!), port(f[2]!));
     queues.set(key, (queues.get(key) ?? 0) + bytes);
   }
   return queues;
+}
+
+/** kernelQueues()'s key for the socket from port `local` to port `remote`. */
+function queueKey(local: number, remote: number): string {
+  return `${local}>${remote}`;
+}
+
+/** What kernelQueues() counted for the socket from port `local` to `remote` (0 without /proc). */
+function queued(queues: Map<string, number> | null, local: number, remote: number): number {
+  return queues?.get(queueKey(local, remote)) ?? 0;
 }
 
 interface Chunk {
@@ -401,13 +411,11 @@ class Connection {
   /** Bytes between the two applications: in the proxy, and in the four sockets' kernel queues. */
   inFlight(queues: Map<string, number> | null): number {
     if (this.closed) return 0;
+    const p = this.proxy.port;
+    const t = this.proxy.target.port;
     let bytes = this.up.held + this.down.held;
-    if (queues) {
-      const p = this.proxy.port;
-      const t = this.proxy.target.port;
-      bytes += (queues.get(`${this.clientPort}>${p}`) ?? 0) + (queues.get(`${p}>${this.clientPort}`) ?? 0);
-      if (this.upstreamPort) bytes += (queues.get(`${this.upstreamPort}>${t}`) ?? 0) + (queues.get(`${t}>${this.upstreamPort}`) ?? 0);
-    }
+    bytes += queued(queues, this.clientPort, p) + queued(queues, p, this.clientPort);
+    if (this.upstreamPort) bytes += queued(queues, this.upstreamPort, t) + queued(queues, t, this.upstreamPort);
     return bytes;
   }
 
@@ -415,7 +423,7 @@ class Connection {
   describe(queues: Map<string, number> | null): string {
     const p = this.proxy.port;
     const t = this.proxy.target.port;
-    const q = (from: number, to: number) => `${from}>${to} ${queues?.get(`${from}>${to}`) ?? 0}`;
+    const q = (from: number, to: number) => `${queueKey(from, to)} ${queued(queues, from, to)}`;
     return (
       `conn ${this.id}${this.closed ? " (closed)" : ""}: ${this.up.describe()}; ${this.down.describe()}; ` +
       `kernel queues (tx+rx): ${q(this.clientPort, p)}, ${q(p, this.clientPort)}, ${q(this.upstreamPort, t)}, ${q(t, this.upstreamPort)}`
@@ -425,8 +433,8 @@ class Connection {
   /** See FaultProxy.progress(). */
   progress(queues: Map<string, number> | null): Record<Direction, FlowProgress> {
     const p = this.proxy.port;
-    const unackedUp = this.upstreamPort ? (queues?.get(`${this.upstreamPort}>${this.proxy.target.port}`) ?? 0) : 0;
-    const unackedDown = queues?.get(`${p}>${this.clientPort}`) ?? 0;
+    const unackedUp = this.upstreamPort ? queued(queues, this.upstreamPort, this.proxy.target.port) : 0;
+    const unackedDown = queued(queues, p, this.clientPort);
     return {
       up: { read: this.up.readBytes, delivered: Math.max(0, this.up.writtenBytes - unackedUp) },
       down: { read: this.down.readBytes, delivered: Math.max(0, this.down.writtenBytes - unackedDown) },
