@@ -45,8 +45,11 @@ export declare class NativeSocket {
    */
   flush(room: number): number
   /**
-   * Queues one message JS accepted that does not go through the stage (more frames than
-   * it can describe, or 64 KiB or more), copying its frames now; returns the room left.
+   * Sends one message JS accepted that does not go through the stage (more frames than
+   * it can describe, or 64 KiB or more): written to its peer's socket from JS's memory
+   * during this call when nothing waits ahead of it, else copied now and queued (see the
+   * engine's `outlet.rs`). Either way JS may reuse or detach its buffers as soon as this
+   * returns. Returns the room left.
    */
   sendNow(frames: Array<string | Uint8Array>): number
   /**

@@ -158,6 +158,7 @@ impl SendStage {
                 .ok_or_else(|| malformed("send stage"))
         };
         let (mut i, mut off) = (0usize, 0usize);
+        let mut first = true;
         while i < words {
             let frames = word(i)?;
             i += 1;
@@ -171,6 +172,17 @@ impl SendStage {
                     .ok_or_else(|| malformed("send stage"))?;
                 msg.push(data.slice(off..end));
                 off = end;
+            }
+            // A flush of one message is a sender that is not streaming: its peer's
+            // connection is likely idle, and writing the message now saves waking that
+            // task (20-40 us here). A batch goes to the task, which writes it in one go.
+            let lone = i >= words && first;
+            first = false;
+            if lone {
+                let slices: Vec<&[u8]> = msg.frames().iter().map(|f| &f[..]).collect();
+                if socket.try_write_now(&slices) {
+                    continue;
+                }
             }
             socket.send_accepted(msg)?;
         }

@@ -53,10 +53,7 @@ fn set_tsfn_ref(
 /// string or a `Uint8Array` view): always a copy, so no pointer into JS memory outlives
 /// the call (see `memory.rs`).
 fn frame_from_js(frame: &Either<String, Uint8Array>) -> bytes::Bytes {
-    let bytes: &[u8] = match frame {
-        Either::A(s) => s.as_bytes(),
-        Either::B(b) => b,
-    };
+    let bytes = frame_bytes(frame);
     if bytes.len() >= LARGE_FRAME as usize {
         // Into a buffer the pool takes back once the frame is written, so the next large
         // frame is copied into memory that is already mapped (see `buffer_pool.rs`).
@@ -65,6 +62,14 @@ fn frame_from_js(frame: &Either<String, Uint8Array>) -> bytes::Bytes {
         return bytes::Bytes::from_owner(own);
     }
     bytes::Bytes::copy_from_slice(bytes)
+}
+
+/// A frame's bytes where JS holds them, for the length of the call that received them.
+fn frame_bytes(frame: &Either<String, Uint8Array>) -> &[u8] {
+    match frame {
+        Either::A(s) => s.as_bytes(),
+        Either::B(b) => b,
+    }
 }
 
 /// A message of frames from JS, each copied (see [`frame_from_js`]).
@@ -272,10 +277,20 @@ impl NativeSocket {
         Ok(self.room())
     }
 
-    /// Queues one message JS accepted that does not go through the stage (more frames than
-    /// it can describe, or 64 KiB or more), copying its frames now; returns the room left.
+    /// Sends one message JS accepted that does not go through the stage (more frames than
+    /// it can describe, or 64 KiB or more): written to its peer's socket from JS's memory
+    /// during this call when nothing waits ahead of it, else copied now and queued (see the
+    /// engine's `outlet.rs`). Either way JS may reuse or detach its buffers as soon as this
+    /// returns. Returns the room left.
     #[napi]
     pub fn send_now(&self, env: Env, frames: Vec<Either<String, Uint8Array>>) -> Result<u32> {
+        // Borrowed for this call only: the engine reads them (one `writev`, or the copy)
+        // before it returns and keeps no pointer. JS cannot detach or free them meanwhile:
+        // only this thread could, and it is in this call.
+        let slices: Vec<&[u8]> = frames.iter().map(frame_bytes).collect();
+        if self.socket.try_write_now(&slices) {
+            return Ok(self.room());
+        }
         self.send_accepted(&env, message_from_js(&frames))
     }
 

@@ -4,6 +4,9 @@
 //!
 //! Reader and writer run as two futures in one `select!` rather than two spawned tasks: a
 //! connection then costs one task, and when either side fails the whole connection ends.
+//! A PUSH's writer shares its write half with the sending thread through an
+//! [`Outlet`](crate::outlet): while the writer is idle, a message can be written by the
+//! thread that sends it.
 
 use std::future::Future;
 use std::io::{self, IoSlice};
@@ -13,7 +16,7 @@ use std::task::Poll;
 use std::time::Duration;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
-use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::AsyncReadExt;
 use tokio::sync::{mpsc, Notify};
 use tokio::time::{Instant, MissedTickBehavior};
 
@@ -27,6 +30,7 @@ use crate::handshake::{self, PeerInfo, SocketType};
 use crate::heartbeat::Liveness;
 use crate::message::Message;
 use crate::options::{millis, SocketOptions};
+use crate::outlet::Outlet;
 use crate::pipe::{Pipe, PushError};
 use crate::socket::Inner;
 use crate::transport::{ReadHalf, Stream, WriteHalf};
@@ -86,7 +90,7 @@ struct Link {
     pipe: Arc<Pipe>,
     /// Woken by the pipe's socket side: data to write (PUSH) or room to read into (PULL).
     notify: Arc<Notify>,
-    live: Liveness,
+    live: Arc<Liveness>,
     /// The peer speaks ZMTP 3.1 or later: PING/PONG exist (a 3.0 peer has no heartbeats).
     pings: bool,
 }
@@ -232,16 +236,28 @@ impl Connection {
             pipe,
             notify,
             // A ZMTP 3.0 peer has no PING to answer: our heartbeats do not apply to it.
-            live: Liveness::new(&self.opts, peer.minor >= 1),
+            live: Arc::new(Liveness::new(&self.opts, peer.minor >= 1)),
             pings: peer.minor >= 1,
         };
         let (ctrl_tx, ctrl_rx) = mpsc::channel::<Command>(8);
         let (rd, wr) = stream.into_split();
+        let outlet = Arc::new(Outlet::new(wr, link.notify.clone(), link.live.clone()));
+        // The sending thread may write a NULL connection's messages itself (`outlet.rs`);
+        // a CURVE message must be sealed by this task's session.
+        let shared = kind == SocketType::Push && sealer.is_none();
+        if shared {
+            link.pipe.set_outlet(Some(outlet.clone()));
+        }
         let result = tokio::select! {
             _ = stop.as_mut() => Ok(()),
             r = self.read_loop(rd, buf, decoder, unboxer, &link, &ctrl_tx) => r,
-            r = self.write_loop(wr, &link, ctrl_rx, sealer) => r,
+            r = self.write_loop(&outlet, &link, ctrl_rx, sealer) => r,
         };
+        if shared {
+            link.pipe.set_outlet(None);
+        }
+        // No write of the sending thread's is under way past this, and none starts.
+        outlet.close();
         if kind == SocketType::Push {
             // Whatever the writer had taken is gone with the connection.
             link.pipe.abandon_in_flight();
@@ -451,7 +467,7 @@ impl Connection {
 
     async fn write_loop(
         &self,
-        mut wr: WriteHalf,
+        outlet: &Outlet,
         link: &Link,
         mut ctrl: mpsc::Receiver<Command>,
         mut sealer: Option<Session>,
@@ -459,6 +475,7 @@ impl Connection {
         let kind = self.socket.kind();
         let write_error = |e: io::Error| Error::from_io(&e, "write to", &self.address);
         let pipe = &link.pipe;
+        let wr = outlet.half();
         let mut out = BytesMut::with_capacity(WRITE_BATCH_BYTES);
         let mut batch: Vec<Message> = Vec::with_capacity(WRITE_BATCH_MSGS);
         let mut heartbeat = (self.opts.heartbeat_interval > 0 && link.pings).then(|| {
@@ -474,6 +491,14 @@ impl Connection {
             context: Bytes::new(),
         };
         loop {
+            // The turn is this task's from here until it goes idle below: nothing the
+            // sending thread writes can come between what it writes.
+            if let Some(mut rest) = outlet.claim() {
+                write_all(wr, &mut rest, &link.live)
+                    .await
+                    .map_err(write_error)?;
+                pipe.written();
+            }
             while let Ok(cmd) = ctrl.try_recv() {
                 put_command(&cmd, &mut out, &mut sealer)?;
             }
@@ -493,7 +518,7 @@ impl Connection {
                     if let Some(session) = sealer.as_mut() {
                         traffic::seal_message(session, &msg, &mut out)?;
                         if out.len() >= WRITE_BATCH_BYTES {
-                            write_all(&mut wr, &mut out, &link.live)
+                            write_all(wr, &mut out, &link.live)
                                 .await
                                 .map_err(write_error)?;
                         }
@@ -506,7 +531,7 @@ impl Connection {
                         if frame.len() >= WRITE_BY_REFERENCE_MIN {
                             let mut body: Bytes = frame.clone();
                             let mut both = bytes::Buf::chain(&mut out, &mut body);
-                            write_all(&mut wr, &mut both, &link.live)
+                            write_all(wr, &mut both, &link.live)
                                 .await
                                 .map_err(write_error)?;
                         } else {
@@ -514,14 +539,14 @@ impl Connection {
                         }
                     }
                     if out.len() >= WRITE_BATCH_BYTES {
-                        write_all(&mut wr, &mut out, &link.live)
+                        write_all(wr, &mut out, &link.live)
                             .await
                             .map_err(write_error)?;
                     }
                 }
             }
             if !out.is_empty() {
-                write_all(&mut wr, &mut out, &link.live)
+                write_all(wr, &mut out, &link.live)
                     .await
                     .map_err(write_error)?;
             }
@@ -529,7 +554,6 @@ impl Connection {
                 pipe.written();
                 continue;
             }
-            wr.flush().await.map_err(write_error)?;
 
             // Only a PUSH writer waits for data; a PULL's notify belongs to its reader (room
             // in the pipe), and registering here could swallow the reader's wake-up.
@@ -546,6 +570,9 @@ impl Connection {
                 if ready || !pipe.is_empty() {
                     continue;
                 }
+                // Registered and empty: a message sent from now on may be written by the
+                // sending thread, and one it leaves unfinished wakes `data_ready`.
+                outlet.idle();
             }
             let tick = async {
                 match heartbeat.as_mut() {
@@ -661,17 +688,23 @@ async fn deliver(link: &Link, msg: Message) -> Result<()> {
 /// Writes all of `buf`. A write that had to wait for the kernel's buffer to drain and then
 /// went through counts as hearing from the peer: its TCP stack acknowledged our data and its
 /// application read it (see [`crate::heartbeat`]).
-async fn write_all<B: Buf>(wr: &mut WriteHalf, buf: &mut B, live: &Liveness) -> io::Result<()> {
+async fn write_all<B: Buf>(wr: &WriteHalf, buf: &mut B, live: &Liveness) -> io::Result<()> {
+    let mut waited = false;
     while buf.has_remaining() {
-        let mut waited = false;
-        let n = std::future::poll_fn(|cx| {
+        let r = {
             let mut slices = [IoSlice::new(&[]); MAX_IO_SLICES];
             let count = buf.chunks_vectored(&mut slices);
-            let r = Pin::new(&mut *wr).poll_write_vectored(cx, &slices[..count]);
-            waited |= r.is_pending();
-            r
-        })
-        .await?;
+            wr.try_write_vectored(&slices[..count])
+        };
+        let n = match r {
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                waited = true;
+                wr.writable().await?;
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
         if n == 0 {
             return Err(io::ErrorKind::WriteZero.into());
         }
@@ -680,10 +713,22 @@ async fn write_all<B: Buf>(wr: &mut WriteHalf, buf: &mut B, live: &Liveness) -> 
         buf.advance(n);
         live.wrote(n);
         if waited {
+            waited = false;
             live.heard();
         }
+        // `try_write` spends none of tokio's cooperative budget (`poll_write` did): without
+        // this a writer that always has data would never yield, starving this
+        // connection's reader (the peer's PINGs) and the thread's other tasks.
+        tokio::task::consume_budget().await;
     }
     Ok(())
+}
+
+/// `write_all` for the outlet's unit tests.
+#[cfg(test)]
+pub(crate) async fn tests_write_all(wr: &WriteHalf, buf: &mut Bytes) {
+    let live = Liveness::new(&SocketOptions::default(), true);
+    write_all(wr, buf, &live).await.expect("write the rest");
 }
 
 /// Polls a future once: true if it completed. Registering a `Notified` this way (rather

@@ -15,6 +15,8 @@
 //! - [`pipe`]: the bounded queue of messages between a socket and one peer (the HWM).
 //! - [`heartbeat`]: a connection's knowledge of its peer's liveness, and when silence ends it.
 //! - [`connection`]: one tcp/ipc peer (a `Connection`): handshake, reader, writer.
+//! - [`outlet`]: a PUSH connection's write side, shared with the sending thread so that a
+//!   message nothing waits ahead of is written straight from the caller's memory.
 //! - [`connector`]: the connect side's loop: connect, run, reconnect with backoff.
 //! - [`inproc`]: same-process peers sharing one pipe, no copies, no syscalls.
 //! - [`ready_queue`]: the pipes that have something for a socket, apart from idle ones;
@@ -43,6 +45,7 @@ mod heartbeat;
 mod inproc;
 pub mod message;
 pub mod options;
+mod outlet;
 mod pipe;
 mod ready_queue;
 mod shutdown;

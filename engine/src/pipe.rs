@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::Notify;
 
 use crate::message::Message;
+use crate::outlet::{Outlet, WriteNow};
 
 /// Something to tell that a pipe changed state for it. Implemented by sockets (which list
 /// the pipe as ready and wake their waiting callers, see [`crate::ready`]) and by `Notify`
@@ -86,6 +87,9 @@ pub struct Pipe {
     /// socket's work per message does not grow with its number of peers.
     pub(crate) listed_for_reader: AtomicBool,
     pub(crate) listed_for_writer: AtomicBool,
+    /// The live connection's write side, while a NULL-mechanism PUSH connection serves this
+    /// pipe: lets the sending thread write a message itself (see `outlet.rs`).
+    outlet: Mutex<Option<Arc<Outlet>>>,
 }
 
 impl Pipe {
@@ -125,6 +129,7 @@ impl Pipe {
             inproc,
             listed_for_reader: AtomicBool::new(false),
             listed_for_writer: AtomicBool::new(false),
+            outlet: Mutex::new(None),
         })
     }
 
@@ -197,6 +202,34 @@ impl Pipe {
             self.on_readable.wake(self);
         }
         Ok(now_full)
+    }
+
+    /// Writes a message straight to the peer's connection from the caller's memory, when
+    /// nothing is queued ahead of it and the connection's writer is idle (see `outlet.rs`).
+    /// `false`: nothing was written, queue it.
+    pub fn try_write_now(self: &Arc<Self>, frames: &[&[u8]]) -> bool {
+        let Some(outlet) = self.outlet_lock().clone() else {
+            return false;
+        };
+        let done = outlet.write_now(
+            frames,
+            || {
+                let st = self.lock();
+                st.queue.is_empty() && !st.reader_closed
+            },
+            || self.lock().in_flight += 1,
+        );
+        matches!(done, WriteNow::Written { .. })
+    }
+
+    /// Serves the pipe through `outlet` from now, or (`None`) no more.
+    pub(crate) fn set_outlet(&self, outlet: Option<Arc<Outlet>>) {
+        *self.outlet_lock() = outlet;
+    }
+
+    fn outlet_lock(&self) -> MutexGuard<'_, Option<Arc<Outlet>>> {
+        // One assignment or clone per critical section: a poisoned lock is consistent.
+        self.outlet.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Pushes past the high-water mark: only for messages the socket already accepted and

@@ -70,6 +70,13 @@ impl ReadyQueue {
 
     /// Whether any listed pipe satisfies `test`, looking from the front (in practice the
     /// first one does: a pipe stays listed only while it qualifies).
+    /// Puts a pipe just taken by [`ReadyQueue::next`] back at the front: it keeps its turn.
+    pub(crate) fn put_back(&self, pipe: Arc<Pipe>) {
+        if !self.flag(&pipe).swap(true, Ordering::AcqRel) {
+            self.lock().push_front(pipe);
+        }
+    }
+
     pub(crate) fn any(&self, test: impl Fn(&Pipe) -> bool) -> bool {
         self.lock().iter().any(|p| test(p))
     }

@@ -296,6 +296,32 @@ impl Socket {
         }
     }
 
+    /// Writes a message straight to the socket of the peer whose turn it is, from the
+    /// caller's memory, if that peer's connection has nothing queued ahead of it and its
+    /// task is idle (see `outlet.rs`): the kernel has copied what it takes before this
+    /// returns, so the caller may reuse the memory at once. `false` when nothing was
+    /// written: send the message as usual, and the same peer takes it.
+    pub fn try_write_now(&self, frames: &[&[u8]]) -> bool {
+        if self.inner.kind != SocketType::Push
+            || frames.is_empty()
+            || self.is_closed()
+            || lock(&self.inner.pipes).has_orphans()
+        {
+            return false;
+        }
+        let Some(pipe) = self.inner.ready.next() else {
+            return false;
+        };
+        if pipe.try_write_now(frames) {
+            // Written past an empty queue: the pipe keeps all its room, and its turn passes.
+            self.inner.ready.enlist(&pipe);
+            true
+        } else {
+            self.inner.ready.put_back(pipe);
+            false
+        }
+    }
+
     /// Sends `msg`, waiting for room up to `sendTimeout` (then `EAGAIN`).
     pub async fn send(&self, msg: Message) -> Result<()> {
         let mut msg = match self.try_send(msg) {

@@ -190,6 +190,20 @@ impl ReadHalf {
     }
 }
 
+impl WriteHalf {
+    /// Writes what the kernel takes now, without waiting (`WouldBlock` when it takes
+    /// nothing). Takes `&self`: a PUSH's sending thread writes through the same half as
+    /// its connection task (see `outlet.rs`), one at a time.
+    pub fn try_write_vectored(&self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+        each_variant!(self, s => s.try_write_vectored(bufs))
+    }
+
+    /// Waits until the kernel may take more.
+    pub async fn writable(&self) -> io::Result<()> {
+        each_variant!(self, s => s.writable().await)
+    }
+}
+
 delegate_async_read!(Stream);
 delegate_async_read!(ReadHalf);
 delegate_async_write!(Stream);
