@@ -75,8 +75,8 @@ const RATES = {
     ipc: [600e3, 500e3, 450e3, 180e3, 80e3, 25e3, 7e3, 2e3],
     inproc: [1.2e6, 1e6, 700e3, 500e3, 400e3, 250e3, 150e3, 100e3],
     twoProcess: [900e3, 150e3, 15e3, 1.2e3],
-    curveTcp: [250e3, 100e3, 3e3],
-    curveTwoProcess: [250e3, 120e3, 3.5e3],
+    curveTcp: [250e3, 100e3, 8e3],
+    curveTwoProcess: [250e3, 120e3, 10e3],
   },
   'zeromq.js': {
     tcp: [110e3, 100e3, 90e3, 70e3, 50e3, 22e3, 7e3, 2e3],
