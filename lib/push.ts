@@ -132,9 +132,10 @@ export class Push extends Socket {
     const stage = this.#stage
     const need = stage.need(frames)
     if (need < 0 || need >= LARGE_FRAME) {
-      // More frames than the stage can describe, or a large message (copied by the addon
-      // into a buffer it reuses, rather than into stage memory that only the garbage
-      // collector gives back): on its own.
+      // More frames than the stage can describe, or a large message (written to the
+      // socket from this memory if the peer's connection is idle, else copied by the
+      // addon into a buffer it reuses rather than into stage memory that only the
+      // garbage collector gives back): on its own.
       this.#sendAlone(() => this.native.sendNow(frames))
       return
     }
